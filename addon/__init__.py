@@ -1,0 +1,37 @@
+"""Image Dynamics: animate photo backdrops with natural oscillating motion (Blender extension).
+
+This package must stay importable without Blender: the backend imports ``addon.core`` from plain Python. All bpy
+modules are imported inside :func:`register`.
+"""
+from __future__ import annotations
+
+_registered: list = []
+
+
+def _modules():
+    from . import ops, prefs, props, ui
+
+    return prefs, props, ops, ui
+
+
+def register():
+    import bpy
+
+    from . import props
+
+    for module in _modules():
+        for cls in module.classes:
+            bpy.utils.register_class(cls)
+            _registered.append(cls)
+    props.register_properties()
+
+
+def unregister():
+    import bpy
+
+    from . import props
+
+    props.unregister_properties()
+    for cls in reversed(_registered):
+        bpy.utils.unregister_class(cls)
+    _registered.clear()

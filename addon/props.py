@@ -1,0 +1,102 @@
+"""Properties: per photo plane (``Object.imagedyn``) and per scene (``Scene.imagedyn``).
+
+The loop properties are live: changing one rewrites the loop keyframes at once (about a millisecond for 32 keys).
+"""
+from __future__ import annotations
+
+import logging
+
+import bpy
+from bpy.props import BoolProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+from . import animation, shapekeys
+from .core import mesh as core_mesh
+
+log = logging.getLogger(__name__)
+
+
+def _update_loop(self, context):
+    obj = self.id_data
+    if not shapekeys.has_modal_keys(obj):
+        return
+    length = animation.write_loop(obj)
+    scene = context.scene if context is not None else None
+    if scene is not None and scene.imagedyn.set_frame_range and length:
+        animation.set_scene_range(scene, self.loop_start, length, scene.imagedyn.include_closing_frame)
+
+
+def _update_anchor(self, context):
+    obj = self.id_data
+    group = self.anchor_group if self.anchor_group in obj.vertex_groups else ""
+    shapekeys.set_anchor_group(obj, group)
+
+
+class IMAGEDYN_PG_object(bpy.types.PropertyGroup):
+    volume_path: StringProperty(
+        name="Spectral Volume", subtype="FILE_PATH",
+        description="Spectral volume (.npz) whose motion is baked onto this plane, e.g. from "
+                    "'image-dynamics extract clip.mp4 -o v.npz' or from the backend")
+    volume_summary: StringProperty(
+        name="Volume", description="Bands, loop length, frame rate and map size of the loaded spectral volume")
+    volume_num_frames: IntProperty(
+        name="Volume Frames", default=150, min=2,
+        description="Loop length of the loaded spectral volume, in its own frames")
+    volume_fps: FloatProperty(
+        name="Volume FPS", default=30.0, min=0.001,
+        description="Frame rate of the loaded spectral volume")
+    amplitude: FloatProperty(
+        name="Amplitude", default=1.0, min=0.0, max=core_mesh.MAX_KEY_VALUE, soft_max=5.0, update=_update_loop,
+        description="Motion scale: below 1 calms the motion down, above 1 magnifies it (Blender limits shape-key "
+                    "values to 10)")
+    speed: FloatProperty(
+        name="Speed", default=1.0, min=0.05, max=20.0, soft_min=0.1, soft_max=4.0, update=_update_loop,
+        description="Playback speed of the motion: 0.5 is slow motion (the loop lasts twice as many frames). The "
+                    "loop length is rounded to whole frames so the loop stays seamless")
+    loop_frames: IntProperty(
+        name="Loop Length", default=150, min=2, max=100000, update=_update_loop,
+        description="Frames in one loop at speed 1 (set from the volume's duration and the scene frame rate when "
+                    "a volume is loaded)")
+    loop_start: IntProperty(
+        name="First Frame", default=1, update=_update_loop,
+        description="Scene frame where the loop starts (the scene range is set to one loop from here)")
+    start_offset: IntProperty(
+        name="Start Offset", default=0, update=_update_loop,
+        description="Loop frame shown at the first frame: shifts the motion in time without changing the loop")
+    anchor_group: StringProperty(
+        name="Anchor", update=_update_anchor,
+        description="Vertex group that pins regions: weight 0 stays still, 1 moves fully (paint it in Weight "
+                    "Paint mode); empty = everything moves")
+
+
+class IMAGEDYN_PG_scene(bpy.types.PropertyGroup):
+    grid_columns: IntProperty(
+        name="Grid Columns", default=core_mesh.WORKING_WIDTH // core_mesh.DEFAULT_PIXELS_PER_VERTEX,
+        min=2, max=1024, soft_max=core_mesh.WORKING_WIDTH,
+        description="Vertices across a new photo plane (rows follow the photo's aspect). 128 = one vertex per 2 "
+                    "pixels of the 256-wide motion map, 256 = full map resolution")
+    use_standard_view: BoolProperty(
+        name="Standard View Transform", default=True,
+        description="When making a plane, set the scene's view transform to Standard so the emissive plane "
+                    "renders with the photo's own colours (AgX visibly changes them)")
+    set_frame_range: BoolProperty(
+        name="Set Frame Range", default=True,
+        description="Make the scene's frame range exactly one loop when baking or changing the loop")
+    include_closing_frame: BoolProperty(
+        name="Include Closing Frame", default=False,
+        description="End the frame range on the frame identical to the first (First Frame + Loop Length). Off: "
+                    "every frame of the loop is rendered once, so the video repeats without a doubled frame")
+
+
+classes = (IMAGEDYN_PG_object, IMAGEDYN_PG_scene)
+
+
+def register_properties():
+    bpy.types.Object.imagedyn = PointerProperty(type=IMAGEDYN_PG_object, name="Image Dynamics",
+                                                description="Image Dynamics settings of this photo plane")
+    bpy.types.Scene.imagedyn = PointerProperty(type=IMAGEDYN_PG_scene, name="Image Dynamics",
+                                               description="Image Dynamics settings of this scene")
+
+
+def unregister_properties():
+    del bpy.types.Scene.imagedyn
+    del bpy.types.Object.imagedyn

@@ -1,0 +1,77 @@
+"""Sidebar panels in the 3D viewport (tab "Image Dynamics")."""
+from __future__ import annotations
+
+import bpy
+
+from . import shapekeys
+
+
+class _SidebarPanel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Image Dynamics"
+
+
+class IMAGEDYN_PT_plane(_SidebarPanel, bpy.types.Panel):
+    bl_label = "Photo Plane"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.imagedyn
+        layout.operator("imagedyn.create_plane", icon="IMAGE_DATA")
+        layout.operator("imagedyn.plane_from_active", icon="MOD_SUBSURF")
+        col = layout.column(align=True)
+        col.prop(settings, "grid_columns")
+        col.prop(settings, "use_standard_view")
+        if context.scene.view_settings.view_transform != "Standard":
+            layout.operator("imagedyn.standard_view", icon="COLOR")
+
+
+class IMAGEDYN_PT_motion(_SidebarPanel, bpy.types.Panel):
+    bl_label = "Motion"
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return obj is not None and obj.type == "MESH"
+
+    def draw(self, context):
+        layout = self.layout
+        obj = context.active_object
+        props = obj.imagedyn
+        layout.operator("imagedyn.load_volume", icon="FILE_FOLDER")
+        if props.volume_summary:
+            layout.label(text=props.volume_summary, icon="INFO")
+        row = layout.row(align=True)
+        row.operator("imagedyn.bake", icon="SHAPEKEY_DATA")
+        row.operator("imagedyn.clear", icon="TRASH", text="Clear")
+        settings = context.scene.imagedyn
+        col = layout.column(align=True)
+        col.prop(settings, "set_frame_range")
+        sub = col.row()
+        sub.enabled = settings.set_frame_range
+        sub.prop(settings, "include_closing_frame")
+
+
+class IMAGEDYN_PT_loop(_SidebarPanel, bpy.types.Panel):
+    bl_label = "Loop"
+    bl_parent_id = "IMAGEDYN_PT_motion"
+
+    def draw(self, context):
+        layout = self.layout
+        obj = context.active_object
+        props = obj.imagedyn
+        layout.enabled = shapekeys.has_modal_keys(obj)
+        col = layout.column(align=True)
+        col.prop(props, "amplitude")
+        col.prop(props, "speed")
+        col = layout.column(align=True)
+        col.prop(props, "loop_frames")
+        col.prop(props, "loop_start")
+        col.prop(props, "start_offset")
+        row = layout.row(align=True)
+        row.prop_search(props, "anchor_group", obj, "vertex_groups", text="Anchor")
+        row.operator("imagedyn.add_anchor", text="", icon="ADD")
+
+
+classes = (IMAGEDYN_PT_plane, IMAGEDYN_PT_motion, IMAGEDYN_PT_loop)

@@ -1,0 +1,97 @@
+"""Benchmark the add-on's bake and playback in headless Blender (bpy).
+
+    .venv/bin/python scripts/bench_addon.py                       # 256 x 160 vertices, K = 16
+    .venv/bin/python scripts/bench_addon.py --columns 128 --k 16 --frames 150
+
+Prints the bake time (32 modal shape keys + loop keyframes; target <= 1 s) and the evaluated frames per second
+when stepping the timeline through the depsgraph (target >= 30 at 40k vertices). Times vary 2-8x between runs on
+shared machines: the best of ``--repeat`` runs is reported with the median.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_HOME = ROOT / "build" / "bench-home"
+for _var, _sub in (("BLENDER_USER_RESOURCES", "blender"), ("XDG_CONFIG_HOME", "config"),
+                   ("XDG_CACHE_HOME", "cache")):
+    os.environ.setdefault(_var, str(_HOME / _sub))
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--columns", type=int, default=256, help="grid vertices across (rows follow 256:160)")
+    parser.add_argument("--k", type=int, default=16, help="frequency bands (2K shape keys)")
+    parser.add_argument("--frames", type=int, default=150, help="loop length of the test volume")
+    parser.add_argument("--play", type=int, default=120, help="frames stepped for the playback measurement")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each measurement")
+    args = parser.parse_args(argv)
+
+    import bpy
+
+    import addon
+    from addon import animation, bake, plane, shapekeys
+    from addon.core import spectral
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon.register()
+    scene = bpy.context.scene
+    scene.render.fps = 30
+    rng = np.random.default_rng(0)
+    coeffs = spectral.resize_bilinear(rng.normal(size=(args.k, 4, 5, 8)), 160, 256).astype(np.float32)
+    volume = spectral.SpectralVolume(coeffs, fps=30, num_frames=args.frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        image = bpy.data.images.new("bench", 256, 160)
+        image.filepath_raw = os.path.join(tmp, "bench.png")
+        image.file_format = "PNG"
+        image.save()
+        obj = plane.create_plane(bpy.context, image, args.columns)
+        npz = os.path.join(tmp, "bench.npz")
+        spectral.save_npz(npz, volume)
+        obj.imagedyn.volume_path = npz
+        n_verts = len(obj.data.vertices)
+
+        bake_times, key_times = [], []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            loaded = bake.read_volume(npz)
+            bake.apply_volume_settings(obj, scene, loaded, npz)
+            result = bake.bake(bpy.context, obj, bake.BakeRequest(volume_path=npz), loaded)
+            bake_times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            animation.write_loop(obj)
+            key_times.append(time.perf_counter() - t0)
+        assert len(shapekeys.modal_keys(obj)) == args.k
+
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    fps_runs = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        for frame in range(1, args.play + 1):
+            scene.frame_set(frame)
+            me = obj.evaluated_get(depsgraph).data
+            _ = me.vertices[0].co  # touch the evaluated mesh
+        fps_runs.append(args.play / (time.perf_counter() - t0))
+
+    rows = (f"grid {args.columns} x {n_verts // args.columns} = {n_verts} vertices, K = {args.k} "
+            f"({2 * args.k} shape keys), loop {result.loop_frames} frames, Blender {bpy.app.version_string}")
+    print(rows)
+    print(f"bake (read .npz + {2 * args.k} keys + keyframes): best {min(bake_times):.3f} s, median "
+          f"{statistics.median(bake_times):.3f} s   (target <= 1 s)")
+    print(f"loop keyframes only (live property change): best {min(key_times) * 1e3:.1f} ms")
+    print(f"playback (frame_set + evaluated mesh): best {max(fps_runs):.1f} fps, median "
+          f"{statistics.median(fps_runs):.1f} fps   (target >= 30)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
