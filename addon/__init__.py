@@ -9,28 +9,30 @@ _registered: list = []
 
 
 def _modules():
-    from . import ops, prefs, props, ui
+    from . import poke_ops, pokes, ops, prefs, props, ui
 
-    return prefs, props, ops, ui
+    return prefs, props, pokes, ops, poke_ops, ui
 
 
 def register():
     import bpy
 
-    from . import props
+    from . import pokes, props
 
     for module in _modules():
         for cls in module.classes:
             bpy.utils.register_class(cls)
             _registered.append(cls)
     props.register_properties()
+    pokes.register_properties()
 
 
 def unregister():
     import bpy
 
-    from . import props
+    from . import pokes, props
 
+    pokes.unregister_properties()
     props.unregister_properties()
     for cls in reversed(_registered):
         bpy.utils.unregister_class(cls)

@@ -94,14 +94,27 @@ def write_modal_coordinates(obj, q: np.ndarray, frames, dq: np.ndarray | None = 
 
 
 def loop_settings(obj):
-    """(loop length L in frames, first frame, phase frame, amplitude) from the object's Image Dynamics settings."""
+    """(loop length L in frames, first frame, phase frame, amplitude) from the object's Image Dynamics settings.
+    The amplitude includes the Loop Strength (0 = the plane is still until poked)."""
     props = obj.imagedyn
     length = core_mesh.effective_loop(props.loop_frames, props.speed)
-    return length, props.loop_start, props.loop_start - props.start_offset, props.amplitude
+    return length, props.loop_start, props.loop_start - props.start_offset, props.amplitude * props.loop_strength
 
 
 def write_loop(obj) -> int:
-    """Animate the baked keys as one exact, cyclic loop. Returns the loop length in frames."""
+    """Animate the baked keys: the loop, plus the response to the plane's pokes when it has poke Empties
+    (``pokes.write_motion``: loop + pokes keyed over the scene range). Returns the loop length in frames."""
+    if not shapekeys.modal_keys(obj):
+        return 0
+    from . import pokes  # the pokes layer builds on this module
+
+    if pokes.has_pokes(obj):
+        return pokes.write_motion(obj)
+    return write_plain_loop(obj)
+
+
+def write_plain_loop(obj) -> int:
+    """Animate the baked keys as one exact, cyclic loop (no pokes). Returns the loop length in frames."""
     bands = shapekeys.modal_keys(obj)
     if not bands:
         return 0

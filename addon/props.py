@@ -1,6 +1,7 @@
 """Properties: per photo plane (``Object.imagedyn``) and per scene (``Scene.imagedyn``).
 
 The loop properties are live: changing one rewrites the loop keyframes at once (about a millisecond for 32 keys).
+So are the pokes' settings: on a plane with poke Empties, loop + pokes are re-simulated (addon/pokes.py).
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import animation, shapekeys
+from . import animation, pokes, shapekeys
 from .core import mesh as core_mesh
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,15 @@ def _update_loop(self, context):
         return
     length = animation.write_loop(obj)
     scene = context.scene if context is not None else None
-    if scene is not None and scene.imagedyn.set_frame_range and length:
+    # A plane with pokes is simulated over the scene's range: never shrink that range to one loop.
+    if scene is not None and scene.imagedyn.set_frame_range and length and not pokes.has_pokes(obj):
         animation.set_scene_range(scene, self.loop_start, length, scene.imagedyn.include_closing_frame)
+
+
+def _update_motion(self, context):
+    """Loop strength and poke settings: rewrite loop (+ pokes) keyframes, leave the frame range alone."""
+    if shapekeys.has_modal_keys(self.id_data):
+        animation.write_loop(self.id_data)
 
 
 def _update_anchor(self, context):
@@ -62,6 +70,30 @@ class IMAGEDYN_PG_object(bpy.types.PropertyGroup):
     start_offset: IntProperty(
         name="Start Offset", default=0, update=_update_loop,
         description="Loop frame shown at the first frame: shifts the motion in time without changing the loop")
+    loop_strength: FloatProperty(
+        name="Loop Strength", default=1.0, min=0.0, max=1.0, update=_update_motion,
+        description="How much of the ambient loop plays under the pokes (times Amplitude): 1 = the full loop, "
+                    "0 = the photo is still until poked")
+    poke_strength: FloatProperty(
+        name="Poke Strength", default=1.0, min=0.0, soft_max=5.0, update=_update_motion,
+        description="Scales every poke: at 1 a drag moves the poked point by the arrow's length when it is "
+                    "released")
+    poke_alpha: FloatProperty(
+        name="Damping", default=0.4, min=0.0, soft_max=5.0, update=_update_motion,
+        description="Damping alpha of every band, in 1/s (damping = alpha + beta * omega^2): higher = pokes die "
+                    "out sooner. The paper uses 0.4")
+    poke_beta: FloatProperty(
+        name="High-Frequency Damping", default=0.08, min=0.0, soft_max=1.0, precision=3, update=_update_motion,
+        description="Damping beta, in s (damping = alpha + beta * omega^2): higher = fast jitter dies out "
+                    "sooner than slow sway. The paper uses 0.08")
+    poke_floor: FloatProperty(
+        name="Still-Region Floor", default=0.3, min=0.01, max=1.0, update=_update_motion,
+        description="Pokes on nearly still regions (sky, rock) respond less: a region moving less than this "
+                    "fraction of the photo's strong motion is treated as stiff")
+    auto_simulate: BoolProperty(
+        name="Auto Simulate", default=True,
+        description="Re-simulate the pokes shortly after a poke Empty is moved, retimed, added or deleted, or the "
+                    "scene's frame range changes. Off: press Simulate Pokes")
     anchor_group: StringProperty(
         name="Anchor", update=_update_anchor,
         description="Vertex group that pins regions: weight 0 stays still, 1 moves fully (paint it in Weight "

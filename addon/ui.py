@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import shapekeys
+from . import pokes, shapekeys
 
 
 class _SidebarPanel:
@@ -74,4 +74,52 @@ class IMAGEDYN_PT_loop(_SidebarPanel, bpy.types.Panel):
         row.operator("imagedyn.add_anchor", text="", icon="ADD")
 
 
-classes = (IMAGEDYN_PT_plane, IMAGEDYN_PT_motion, IMAGEDYN_PT_loop)
+class IMAGEDYN_PT_pokes(_SidebarPanel, bpy.types.Panel):
+    """Shown for a baked photo plane and for its poke Empties, so pokes can be edited and simulated from either."""
+
+    bl_label = "Pokes"
+
+    @classmethod
+    def poll(cls, context):
+        return pokes.plane_for(context) is not None
+
+    def draw(self, context):
+        layout = self.layout
+        plane = pokes.plane_for(context)
+        if plane is None:
+            layout.label(text="Select a baked photo plane or one of its pokes")
+            return
+        props = plane.imagedyn
+        row = layout.row(align=True)
+        row.operator("imagedyn.poke_drag", icon="EMPTY_SINGLE_ARROW")
+        row.operator("imagedyn.poke_add", text="", icon="ADD")
+        col = layout.column(align=True)
+        col.prop(props, "loop_strength")
+        col.prop(props, "poke_strength")
+        col = layout.column(align=True)
+        col.prop(props, "poke_alpha")
+        col.prop(props, "poke_beta")
+        col.prop(props, "poke_floor")
+        row = layout.row(align=True)
+        row.prop(props, "auto_simulate")
+        row.operator("imagedyn.poke_simulate", icon="FILE_REFRESH")
+        row.operator("imagedyn.poke_clear", text="", icon="TRASH")
+        count = len(pokes.plane_pokes(plane))
+        layout.label(text=f"{count} poke{'' if count == 1 else 's'} on '{plane.name}'", icon="INFO")
+        error = pokes.last_error(plane)
+        if error:
+            layout.label(text=error, icon="ERROR")
+        obj = context.active_object
+        if pokes.is_poke(obj):
+            box = layout.box()
+            box.label(text=f"Poke '{obj.name}'", icon="EMPTY_SINGLE_ARROW")
+            settings = obj.imagedyn_poke
+            box.prop(settings, "enabled")
+            box.prop(settings, "kind")
+            box.prop(settings, "trigger")
+            keys = pokes.trigger_keys(obj)
+            box.label(text="Fires at frame " + ", ".join(f"{f:g}" for f, _v in keys) if keys
+                      else "No trigger key: keyframe Trigger (I) at the poke's frame")
+
+
+classes = (IMAGEDYN_PT_plane, IMAGEDYN_PT_motion, IMAGEDYN_PT_loop, IMAGEDYN_PT_pokes)

@@ -24,8 +24,8 @@ class FlowConfig:
     method: str = "dis"
     # DIS (Kroeger et al. 2016) with variational refinement; values tuned on the synthetic scenes.
     dis_preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
-    dis_patch_size: int = 8
-    dis_patch_stride: int = 3
+    dis_patch_size: int = 4
+    dis_patch_stride: int = 2
     dis_finest_scale: int = 0
     dis_gd_iterations: int = 25
     dis_var_iterations: int = 5

@@ -25,10 +25,14 @@ from backend.flow import FlowConfig, compute_trajectories  # noqa: E402
 from backend.video import read_clip  # noqa: E402
 
 
-def epe(est: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
-    """Mean end-point error over frames 1..T-1 and pixels in mask. est, gt (T, 2, H, W)."""
+def epe(est: np.ndarray, gt: np.ndarray, mask: np.ndarray, visible: np.ndarray | None = None) -> float:
+    """Mean end-point error over frames 1..T-1 and pixels in mask (and, if given, visible (T, H, W) at frame t).
+    est, gt (T, 2, H, W)."""
     err = np.sqrt(((est[1:] - gt[1:]) ** 2).sum(axis=1))  # (T-1, H, W)
-    return float(err[:, mask].mean())
+    sel = np.broadcast_to(mask, err.shape)
+    if visible is not None:
+        sel = sel & visible[1:]
+    return float(err[sel].mean())
 
 
 def spectrum(vol: SpectralVolume, mask: np.ndarray) -> np.ndarray:
@@ -56,7 +60,8 @@ def evaluate(kind: str, methods, seed: int, k: int, through_video: bool):
         vol = SpectralVolume.from_trajectories(est, k=k, fps=clip.fps)
         spec = spectrum(vol, mask)
         spec_err = np.abs(spec[1:] - gt_spec[1:]).sum() / gt_spec[1:].sum()
-        rows.append(dict(kind=kind, method=method, epe=epe(est, gt, mask), epe_k=epe(vol.trajectories(), gt_band, mask),
+        rows.append(dict(kind=kind, method=method, epe=epe(est, gt, mask), epe_vis=epe(est, gt, mask, clip.visibility),
+                         epe_k=epe(vol.trajectories(), gt_band, mask),
                          spec_err=spec_err, fps=(frames.shape[0] - 1) / seconds, spec=spec, gt_spec=gt_spec,
                          moving=float(mask.mean())))
     return rows
@@ -71,11 +76,15 @@ def main(argv=None) -> int:
     p.add_argument("--video", action="store_true", help="encode each scene to mp4 and read it back first")
     p.add_argument("--spectrum", action="store_true", help="print the per-frequency amplitude spectra")
     args = p.parse_args(argv)
-    print(f"{'scene':8s} {'method':10s} {'moving':>7s} {'EPE px':>7s} {'EPE K-band':>10s} {'spectrum err':>12s} "
-          f"{'flow fps':>8s}")
+    print("EPE: mean end-point error (px) over frames 1..T-1 and the start frame's moving pixels; 'visible' leaves "
+          "out pixels hidden at frame t;\n'K-band' compares the volume's band-limited motion with the truth's; "
+          "spectrum err: sum_k ||A_k|est - |A_k|true| / sum_k |A_k|true, k >= 1")
+    print(f"{'scene':8s} {'method':10s} {'moving':>7s} {'EPE px':>7s} {'visible':>7s} {'K-band':>7s} "
+          f"{'spectrum err':>12s} {'flow fps':>8s}")
     for kind in args.kinds:
         for r in evaluate(kind, args.methods, args.seed, args.k, args.video):
-            print(f"{r['kind']:8s} {r['method']:10s} {100 * r['moving']:6.1f}% {r['epe']:7.3f} {r['epe_k']:10.3f} "
+            print(f"{r['kind']:8s} {r['method']:10s} {100 * r['moving']:6.1f}% {r['epe']:7.3f} {r['epe_vis']:7.3f} "
+                  f"{r['epe_k']:7.3f} "
                   f"{100 * r['spec_err']:11.1f}% {r['fps']:8.1f}")
             if args.spectrum:
                 print("   true |A_k| " + " ".join(f"{v:5.2f}" for v in r["gt_spec"]))

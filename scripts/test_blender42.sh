@@ -25,4 +25,4 @@ if ! "$VENV/bin/python" -c "import bpy, numpy, pytest, pytest_timeout" >/dev/nul
 fi
 "$VENV/bin/python" -c "import bpy; print('Blender', bpy.app.version_string)"
 cd "$ROOT"
-exec "$VENV/bin/python" -m pytest -p no:cacheprovider tests/test_addon_*.py "$@"
+exec "$VENV/bin/python" -m pytest -p no:cacheprovider tests/test_addon_*.py tests/test_pokes_bpy.py "$@"

@@ -1,0 +1,215 @@
+"""Procedural scenes: the ground-truth trajectories must describe exactly what the rendered frames show."""
+import os
+import pathlib
+
+import cv2
+import numpy as np
+import pytest
+
+from addon.core import spectral
+from backend.data.synthetic import (LAYER_BACKGROUND, LAYER_NEAR, LAYER_TOP, SceneConfig, SyntheticClip,
+                                    render_scene, write_video)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SMALL = dict(width=128, height=80, num_frames=150, fps=30.0)
+
+
+@pytest.fixture(scope="module")
+def clips():
+    clips = {kind: render_scene(SceneConfig(kind=kind, seed=3, **SMALL)) for kind in ("meadow", "flowers")}
+    clips["candle"] = render_scene(SceneConfig(kind="candle", seed=3))  # flames are small: full size (fast)
+    return clips
+
+
+def _interior(clip: SyntheticClip) -> np.ndarray:
+    """Moving pixels whose 3x3 neighbourhood belongs to the same object (no anti-aliased edge colours)."""
+    ids = clip.object_ids
+    same = clip.moving_mask.copy()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            same &= np.roll(ids, (dy, dx), (0, 1)) == ids
+    same[[0, -1], :] = False
+    same[:, [0, -1]] = False
+    return same
+
+
+def _warp_error(clip, t, traj):
+    """Per-pixel mean |frame_t(p + traj) - frame_0(p)| in 0..255 levels."""
+    h, w = clip.moving_mask.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    warped = cv2.remap(clip.frames[t].astype(np.float32), xx + traj[0], yy + traj[1], cv2.INTER_LINEAR)
+    return np.abs(warped - clip.frames[0].astype(np.float32)).mean(-1)
+
+
+def test_shapes_and_conventions(clips):
+    c = clips["meadow"]
+    t, h, w = 150, 80, 128
+    assert c.frames.shape == (t, h, w, 3) and c.frames.dtype == np.uint8
+    assert c.trajectories.shape == (t, 2, h, w) and c.trajectories.dtype == np.float32
+    assert c.moving_mask.shape == (h, w) and c.moving_mask.dtype == bool
+    assert c.visibility.shape == (t, h, w) and c.layer_ids.shape == (h, w) and c.fps == 30.0
+    assert np.all(c.trajectories[0] == 0)  # displacement of frame 0 relative to itself
+    assert 0.1 < c.moving_mask.mean() < 0.9
+    assert set(np.unique(c.layer_ids)) <= {0, 1, 2, 3}
+    assert np.all(c.layer_ids[c.object_ids < 0] == LAYER_BACKGROUND)
+    heads = np.isin(c.object_ids, [o.oid for o in c.objects if o.kind == "flower"])
+    assert heads.any() and np.all(c.layer_ids[heads] == LAYER_TOP)  # flowers are drawn on top
+
+
+def test_deterministic_for_a_seed(clips):
+    again = render_scene(SceneConfig(kind="meadow", seed=3, **SMALL))
+    assert np.array_equal(again.frames, clips["meadow"].frames)
+    assert np.array_equal(again.trajectories, clips["meadow"].trajectories)
+    other = render_scene(SceneConfig(kind="meadow", seed=4, **dict(SMALL, num_frames=2)))
+    assert not np.array_equal(other.frames[0], again.frames[0])
+
+
+@pytest.fixture(scope="module")
+def short_clips(clips):
+    """Full-size (256x160) clips: at that size object textures are several pixels across, so bilinear warping
+    of a rendered frame is a fair judge of the trajectories."""
+    short = {kind: render_scene(SceneConfig(kind=kind, seed=3, num_frames=48)) for kind in ("meadow", "flowers")}
+    short["candle"] = clips["candle"]
+    return short
+
+
+@pytest.mark.parametrize("kind", ["meadow", "flowers", "candle"])
+def test_trajectories_carry_frame0_colours_to_frame_t(short_clips, kind):
+    c = short_clips[kind]
+    inner = _interior(c)
+    for t in (11, 23, 35, 47):
+        moved = inner & c.visibility[t] & (np.hypot(*c.trajectories[t]) > 1.0)  # visible, clearly displaced
+        assert moved.sum() > 100
+        traj = c.trajectories[t]
+        err = np.median(_warp_error(c, t, traj)[moved])
+        assert err < 1.6, f"{kind} frame {t}: warped colours disagree by {err:.2f} levels"
+        # sensitivity: ignoring the motion, or getting its size 20% wrong, is clearly worse
+        assert np.median(_warp_error(c, t, np.zeros_like(traj))[moved]) > 5 * err
+        assert np.median(_warp_error(c, t, traj * np.float32([[[0.8]], [[1.0]]]))[moved]) > 1.3 * err
+
+
+def test_background_has_zero_motion_and_constant_colour(clips):
+    c = clips["meadow"]
+    bg = c.object_ids < 0
+    assert np.all(c.trajectories[:, :, bg] == 0)
+    for t in (20, 75, 149):
+        uncovered = bg & c.visibility[t]  # no object contains the pixel centre at frame t
+        far = uncovered & ~cv2.dilate((~uncovered).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        assert far.sum() > 1000
+        assert np.array_equal(c.frames[t][far], c.frames[0][far])
+
+
+def test_tips_move_more_than_bases(clips):
+    c = clips["meadow"]
+    amp = np.hypot(c.trajectories[:, 0], c.trajectories[:, 1]).mean(0)  # (H, W) mean displacement
+    rows = np.arange(c.moving_mask.shape[0])[:, None] * np.ones_like(amp)
+    compared = 0
+    for o in c.objects:
+        pix = c.object_ids == o.oid
+        if o.kind != "blade" or o.layer != LAYER_NEAR or pix.sum() < 60:
+            continue
+        r = rows[pix]
+        lo, hi = np.percentile(r, [20, 80])
+        if hi - lo < 10:
+            continue
+        top, base = amp[pix][r <= lo].mean(), amp[pix][r >= hi].mean()
+        assert top > 1.5 * base, f"blade {o.oid}: tip {top:.2f} px vs base {base:.2f} px"
+        compared += 1
+    assert compared >= 3
+
+
+def _dominant_bin(clip, oid):
+    x = clip.trajectories[:, 0][:, clip.object_ids == oid].mean(1)
+    spec = np.abs(np.fft.rfft(x - x.mean()))
+    return int(np.argmax(spec[1:]) + 1)
+
+
+def test_long_blades_sway_slower_than_short_ones(clips):
+    c = clips["meadow"]
+    blades = [o for o in c.objects if o.kind == "blade" and (c.object_ids == o.oid).sum() >= 30]
+    lengths = np.array([o.length_px for o in blades])
+    freqs = np.array([o.freq_hz for o in blades])
+    assert np.corrcoef(np.argsort(np.argsort(lengths)), np.argsort(np.argsort(freqs)))[0, 1] < -0.8
+    longest, shortest = blades[int(np.argmax(lengths))], blades[int(np.argmin(lengths))]
+    assert longest.length_px > 1.5 * shortest.length_px
+    assert _dominant_bin(c, longest.oid) < _dominant_bin(c, shortest.oid)
+    assert all(0.2 <= f <= 3.0 for f in freqs)
+
+
+@pytest.mark.parametrize("kind", ["meadow", "candle"])
+def test_exact_bins_are_periodic_and_band_limited(kind):
+    base = dict(SMALL, kind=kind, seed=5, exact_bins=True)
+    c = render_scene(SceneConfig(**dict(base, num_frames=151), period_frames=150))
+    assert np.abs(c.trajectories[150]).max() < 1e-5  # frame T is frame 0 again
+    assert np.array_equal(c.frames[150], c.frames[0])
+    assert np.abs(c.trajectories[75]).max() > 1.0
+    loop = render_scene(SceneConfig(**base))
+    coeffs = spectral.trajectories_to_spectral(loop.trajectories, 16)
+    back = spectral.spectral_to_trajectories(coeffs, 150)
+    assert np.abs(back - loop.trajectories).max() < 1e-4  # all motion lives in the K = 16 bins
+    bins = {round(o.freq_hz * 150 / 30.0, 6) for o in loop.objects if o.moving}
+    assert all(b == int(b) and 1 <= b <= 15 for b in bins)
+
+
+def test_candle_flames_move_and_candles_stand_still(clips):
+    c = clips["candle"]
+    flames = np.isin(c.object_ids, [o.oid for o in c.objects if o.kind == "flame"])
+    bodies = np.isin(c.object_ids, [o.oid for o in c.objects if o.kind == "candle"])
+    assert flames.sum() > 50 and bodies.sum() > 200
+    assert np.array_equal(c.moving_mask, flames)
+    assert np.all(c.trajectories[:, :, bodies] == 0)
+    sway = np.abs(c.trajectories[:, 0][:, flames]).max()
+    flicker = np.abs(c.trajectories[:, 1][:, flames]).max()
+    assert 0.5 < sway < 15 and 0.3 < flicker < 15
+
+
+def test_write_video_pads_odd_sizes_and_round_trips(tmp_path):
+    import imageio.v2 as imageio
+
+    c = render_scene(SceneConfig(width=65, height=41, num_frames=8, kind="flowers"))
+    path = tmp_path / "clip.mp4"
+    write_video(c, path)
+    frames = np.stack([f for f in imageio.get_reader(str(path))])  # list() trips over len() = inf
+    assert frames.shape == (8, 42, 66, 3)
+    y = lambda f: cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2YUV)[..., 0].astype(np.float64)  # noqa: E731
+    mse = np.mean([(y(a[:41, :65]) - y(b)) ** 2 for a, b in zip(frames, c.frames)])
+    assert 10 * np.log10(255 ** 2 / mse) > 32  # high-quality encode: luma PSNR
+
+
+def test_invalid_config_is_rejected_with_a_clear_message():
+    with pytest.raises(ValueError, match="unknown scene kind"):
+        render_scene(SceneConfig(kind="ocean"))
+    with pytest.raises(ValueError, match="too small"):
+        render_scene(SceneConfig(width=8))
+
+
+def test_sample_clip_is_shipped():
+    import imageio.v2 as imageio
+
+    path = ROOT / "backend" / "assets" / "sample_meadow.mp4"
+    assert path.exists(), "run: .venv/bin/python scripts/make_sample_clip.py"
+    assert os.path.getsize(path) < 1_000_000
+    reader = imageio.get_reader(str(path))
+    frames = [f for f in reader]
+    assert len(frames) == 150 and frames[0].shape == (160, 256, 3)
+    assert np.abs(frames[40].astype(int) - frames[0]).mean() > 1.0  # it visibly moves
+
+
+def test_strip_inversion_is_exact():
+    """Rendering finds the material height of each pixel row by Newton steps; they must invert the motion."""
+    from backend.data.synthetic import _modes, _Strip, _StripSet
+
+    cfg = SceneConfig(amplitude_px=8.0)
+    rng = np.random.default_rng(0)
+    t = np.arange(150) / 30.0
+    strips = [_Strip("blade", LAYER_NEAR, 50.0, 170.0, 120.0, 3.0, lean=0.2, curve=9.0, drop=True,
+                     modes=_modes(rng, cfg, 0.7, (8.0, 2.0, 0.0), 0.0)),
+              _Strip("flame", LAYER_TOP, 90.0, 80.0, 40.0, 8.0, power=1.5,
+                     modes=_modes(rng, cfg, 2.0, (3.0, 0.0, 0.1), 1.0))]
+    s = _StripSet(strips, t)
+    for k, strip in enumerate(strips):
+        h = np.linspace(0.0, strip.L, 200)
+        for ti in (0, 17, 99):
+            i = np.full(h.shape, k)
+            y = s.point(i, h, ti)[1]
+            assert np.abs(s.invert(i, y, ti) - h).max() < 1e-6
