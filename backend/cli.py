@@ -26,6 +26,10 @@ def _cmd_extract(args) -> int:
     if args.video is None:
         print(f"no VIDEO given: using the shipped sample clip {os.path.relpath(video)}", file=sys.stderr)
     output = args.output or os.path.splitext(os.path.basename(video))[0] + ".npz"
+    if args.preview:
+        from backend.preview import SUPPORTED_EXTENSIONS
+        if os.path.splitext(args.preview)[1].lower() not in SUPPORTED_EXTENSIONS:
+            raise UserError(f"--preview '{args.preview}': use a file ending in {' or '.join(SUPPORTED_EXTENSIONS)}")
     try:
         size = parse_size(args.size)
         t0 = time.perf_counter()
@@ -46,13 +50,15 @@ def _cmd_extract(args) -> int:
           f"moving pixels {100 * st.fraction_moving:.1f}%, mean motion {st.mean_motion_px:.2f} px, "
           f"strongest band {vol.freqs_hz[peak_k]:.2f} Hz; {vol.num_frames / seconds:.1f} frames/s")
     if args.preview:
+        from backend.device import resolve_device
         from backend.preview import render_preview
         try:
-            info = render_preview(result.clip.frames[0], vol, args.preview, progress=not args.quiet)
+            device = resolve_device(args.device)
+            info = render_preview(result.clip.frames[0], vol, args.preview, progress=not args.quiet, device=device)
         except ValueError as exc:
             raise UserError(str(exc)) from None
         print(f"wrote {args.preview}: {info['frames']} frames at {info['fps']:g} fps "
-              f"({info['frames_per_second']:.1f} frames/s)")
+              f"({info['frames_per_second']:.1f} frames/s on {device.type})")
     return 0
 
 
@@ -86,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--method", choices=("dis", "farneback"), default="dis", help="optical flow (default dis)")
     e.add_argument("--force", action="store_true", help="extract even if a rejection rule fires")
     e.add_argument("--preview", help="also write a warped preview loop of the start frame (.mp4 or .gif)")
+    e.add_argument("--device", default="auto", help="where the preview renders: auto (CUDA when present), cpu, cuda")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_extract)
 

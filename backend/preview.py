@@ -46,6 +46,7 @@ BACKGROUND_BIAS = 0.5  # hole fill: a pixel with metric 20 weighs e^-10 of a sta
 PIXELS_PER_CHUNK = 330_000  # frames per batch: about this many pixels (8 at 256x160; larger batches are slower on CPU)
 MP4_CRF = 18
 SUPPORTED_EXTENSIONS = (".mp4", ".gif")
+CRACK_COVERAGE = 0.6  # mean coverage of a 3x3 neighbourhood above which a hole is a crack, not a disocclusion
 
 __all__ = ["render_preview", "warp_frames", "iter_warped_frames", "displacement_frames", "motion_metric",
            "fill_holes", "demo_inputs", "SUPPORTED_EXTENSIONS"]
@@ -97,6 +98,20 @@ def fill_holes(image: torch.Tensor, coverage: torch.Tensor, metric: torch.Tensor
     cell lies further back, because what a moving part uncovers lies behind it.
     """
     alpha = coverage.clamp(0.0, 1.0)
+    if bool((alpha >= confidence).all()):
+        return image
+    # Cracks first: a hole whose 3x3 neighbourhood is mostly covered (a stretched part pulling its pixels apart)
+    # takes its neighbours' plain average, whatever lies behind, so moving parts do not get background specks.
+    near = F.avg_pool2d(alpha, 3, stride=1, padding=1, count_include_pad=False)
+    crack = (alpha < confidence) & (near >= CRACK_COVERAGE)
+    if bool(crack.any()):
+        mean = F.avg_pool2d(image * alpha, 3, stride=1, padding=1, count_include_pad=False) / near.clamp_min(1e-30)
+        image = torch.where(crack, mean, image)
+        alpha = torch.where(crack, torch.ones_like(alpha), alpha)
+        if metric is not None:
+            metric_mean = F.avg_pool2d(metric * coverage.clamp(0.0, 1.0), 3, stride=1, padding=1,
+                                       count_include_pad=False) / near.clamp_min(1e-30)
+            metric = torch.where(crack, metric_mean, metric)
     if bool((alpha >= confidence).all()):
         return image
     weight = alpha

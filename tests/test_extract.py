@@ -164,3 +164,32 @@ def test_extract_through_video_file_on_every_synthetic_kind(tmp_path, kind, limi
     truth = SpectralVolume.from_trajectories(clip.trajectories, k=16, fps=clip.fps).trajectories()
     err = np.sqrt(((traj[1:] - truth[1:]) ** 2).sum(axis=1))[:, clip.moving_mask].mean()
     assert err <= limit
+
+
+def test_device_choice():
+    import torch
+
+    from backend.device import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+
+
+def test_cli_preview_end_to_end(tmp_path, capsys):
+    frames, _ = swaying_frames(t=31)
+    path = write_clip(tmp_path / "sway.mp4", frames)
+    out = tmp_path / "v.npz"
+    preview = tmp_path / "loop.gif"
+    assert cli.main(["extract", str(path), "-o", str(out), "--frames", "31", "--k", "8", "--size", "96x64",
+                     "--preview", str(preview), "-q"]) == 0
+    loop = imageio.mimread(str(preview))
+    assert len(loop) == 31 and loop[0].shape[:2] == (64, 96)
+    assert np.abs(loop[8].astype(int) - loop[0].astype(int)).mean() > 1.0  # the preview moves
+    assert cli.main(["extract", str(path), "-o", str(out), "--frames", "31", "--k", "8", "--size", "96x64",
+                     "--preview", str(tmp_path / "loop.avi"), "-q"]) == 2
+    assert ".mp4" in capsys.readouterr().err

@@ -163,3 +163,25 @@ def test_gap_left_by_a_moving_part_is_filled_with_background():
     # The uncovered strip shows background, not the block (only its last column is softened by the pyramid).
     strip = frame[8:16, 12:16]
     assert np.abs(strip - 60).mean() < 15 and np.abs(strip[:, :3] - 60).max() <= 10 and strip.max() < 155
+
+
+def test_cracks_inside_a_moving_part_take_its_colour_not_the_background():
+    """A one-pixel crack (a stretched part pulling apart) is filled from its neighbours, not from behind."""
+    import torch
+
+    from backend.preview import fill_holes
+
+    image = torch.zeros(1, 3, 32, 32)
+    image[:, :, 8:24, 8:24] = 255.0  # a bright moving square on a dark, still background
+    metric = torch.zeros(1, 1, 32, 32)
+    metric[:, :, 8:24, 8:24] = 20.0
+    coverage = torch.ones(1, 1, 32, 32)
+    coverage[:, :, 8:24, 16] = 0.0  # the crack
+    image[:, :, :, 16] = 0.0
+    out = fill_holes(image, coverage, metric * coverage)
+    assert out[0, :, 9:23, 16].min() > 250.0
+    # a wide hole (a disocclusion) still prefers the background behind the moving part
+    coverage[:, :, 8:24, 12:21] = 0.0
+    image[:, :, 8:24, 12:21] = 0.0
+    out = fill_holes(image, coverage, metric * coverage)
+    assert out[0, :, 16, 16].max() < 128.0
