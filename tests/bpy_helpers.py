@@ -2,6 +2,7 @@
 the source tree once, and every test starts from factory settings with an empty scene."""
 from __future__ import annotations
 
+import atexit
 import pathlib
 
 import numpy as np
@@ -24,6 +25,9 @@ def fresh_scene(fps: int = 30):
         import addon
 
         addon.register()
+        # Unregister before Blender's own teardown: Blender 4.2 crashes on exit (SIGSEGV) with the add-on's
+        # classes still registered, which fails the test run after every test has passed.
+        atexit.register(addon.unregister)
         _state["registered"] = True
     bpy.context.scene.render.fps = fps
     bpy.context.scene.render.fps_base = 1.0

@@ -4,6 +4,8 @@ import os
 import pathlib
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _HOME = ROOT / "build" / "test-home"
 for _var, _sub in (("BLENDER_USER_RESOURCES", "blender"), ("XDG_CONFIG_HOME", "config"),
@@ -12,3 +14,21 @@ for _var, _sub in (("BLENDER_USER_RESOURCES", "blender"), ("XDG_CONFIG_HOME", "c
     os.makedirs(os.environ[_var], exist_ok=True)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+_session = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _session["status"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Blender 4.2 as a Python module crashes (SIGSEGV) while the interpreter shuts down after add-on classes and
+    properties were registered, turning a passing run into a failure. After every report is printed, leave
+    without that teardown, keeping pytest's exit status. Blender 5.0 shuts down cleanly and is left alone."""
+    bpy = sys.modules.get("bpy")
+    if bpy is not None and "status" in _session and tuple(bpy.app.version) < (5, 0, 0):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_session["status"])
