@@ -11,21 +11,17 @@ import math
 
 import bpy
 import numpy as np
-from bpy.props import EnumProperty, FloatProperty
+from bpy.props import FloatProperty
 from mathutils import Vector
 
 from . import pokes, shapekeys
 from .core import pokes_bake
+from .ops import PlaneOperator
 
 log = logging.getLogger(__name__)
 
 _NAVIGATION = {"MIDDLEMOUSE", "WHEELUPMOUSE", "WHEELDOWNMOUSE", "TRACKPADPAN", "TRACKPADZOOM", "NDOF_MOTION"}
 STATUS = "Poke: press on the photo, drag in the direction of the push, release.  Esc / right-click: cancel"
-
-
-def _kind_property():
-    return EnumProperty(name="Kind", items=pokes.KINDS, default="drag",
-                        description="How the poke moves the photo: a drag released at its frame, or a flick")
 
 
 def region_to_plane(region, rv3d, plane, coord, photo_only: bool = True):
@@ -154,6 +150,12 @@ def drag_modal(op, context, event) -> set:
     return {"PASS_THROUGH"} if event.type in _NAVIGATION else {"RUNNING_MODAL"}
 
 
+class _PokeOperator(PlaneOperator):
+    """Pokes act on the active baked plane, or on the active poke's plane."""
+
+    find_plane = staticmethod(pokes.plane_for)
+
+
 class IMAGEDYN_OT_poke_drag(bpy.types.Operator):
     """Poke the photo: press on the plane, drag and release. Adds a poke at the current frame, simulates and plays"""
 
@@ -161,10 +163,10 @@ class IMAGEDYN_OT_poke_drag(bpy.types.Operator):
     bl_label = "Poke (Drag)"
     bl_options = {"REGISTER", "UNDO"}
 
-    kind: _kind_property()
+    kind: pokes.kind_property()
 
     @classmethod
-    def poll(cls, context):
+    def poll(cls, context):  # modal only: no execute, so not a PlaneOperator
         return pokes.plane_for(context) is not None
 
     def invoke(self, context, event):
@@ -180,13 +182,12 @@ class IMAGEDYN_OT_poke_drag(bpy.types.Operator):
         return drag_modal(self, context, event)
 
 
-class IMAGEDYN_OT_poke_add(bpy.types.Operator):
+class IMAGEDYN_OT_poke_add(_PokeOperator, bpy.types.Operator):
     """Add a poke (an arrow Empty on the photo plane) at the current frame and simulate; move, rotate, scale and
     retime it like any object"""
 
     bl_idname = "imagedyn.poke_add"
     bl_label = "Add Poke"
-    bl_options = {"REGISTER", "UNDO"}
 
     u: FloatProperty(name="Across", default=0.5, min=0.0, max=1.0,
                      description="Where on the photo, from its left (0) to its right (1) edge")
@@ -197,19 +198,10 @@ class IMAGEDYN_OT_poke_add(bpy.types.Operator):
     length: FloatProperty(name="Length", default=0.05, min=1e-4, soft_max=0.5,
                           description="Arrow length as a fraction of the photo's width: a drag moves the poked "
                                       "point this far (times Poke Strength)")
-    kind: _kind_property()
+    kind: pokes.kind_property()
 
-    @classmethod
-    def poll(cls, context):
-        return pokes.plane_for(context) is not None
-
-    def execute(self, context):
-        plane = pokes.plane_for(context)
-        try:
-            pokes.load_volume(plane)
-        except pokes.PokeError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+    def run(self, context, plane):
+        pokes.load_volume(plane)  # PokeError: what to do, reported by PlaneOperator.execute
         _uv, _rest, _origin, eu, ev, _flat = shapekeys.plane_frame(plane)
         width = float(np.linalg.norm(eu))
         step = width * self.length * (math.cos(self.angle) * eu / width
@@ -222,19 +214,13 @@ class IMAGEDYN_OT_poke_add(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class IMAGEDYN_OT_poke_simulate(bpy.types.Operator):
+class IMAGEDYN_OT_poke_simulate(_PokeOperator, bpy.types.Operator):
     """Simulate the plane's pokes over the scene's frame range (loop + pokes into the modal shape keys)"""
 
     bl_idname = "imagedyn.poke_simulate"
     bl_label = "Simulate Pokes"
-    bl_options = {"REGISTER", "UNDO"}
 
-    @classmethod
-    def poll(cls, context):
-        return pokes.plane_for(context) is not None
-
-    def execute(self, context):
-        plane = pokes.plane_for(context)
+    def run(self, context, plane):
         if not _simulate_and_report(self, context, plane):
             return {"CANCELLED"}
         scene = context.scene
@@ -243,19 +229,13 @@ class IMAGEDYN_OT_poke_simulate(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class IMAGEDYN_OT_poke_clear(bpy.types.Operator):
+class IMAGEDYN_OT_poke_clear(_PokeOperator, bpy.types.Operator):
     """Delete every poke Empty of the photo plane and go back to the loop alone"""
 
     bl_idname = "imagedyn.poke_clear"
     bl_label = "Remove Pokes"
-    bl_options = {"REGISTER", "UNDO"}
 
-    @classmethod
-    def poll(cls, context):
-        return pokes.plane_for(context) is not None
-
-    def execute(self, context):
-        plane = pokes.plane_for(context)
+    def run(self, context, plane):
         removed = pokes.remove_pokes(plane)
         context.view_layer.objects.active = plane
         if not _simulate_and_report(self, context, plane):

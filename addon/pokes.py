@@ -53,6 +53,12 @@ def _touch(self, context):
     schedule_check()
 
 
+def kind_property(update=None):
+    """The poke's Kind, as a poke setting (``update``) and as an option of the operators that make pokes."""
+    return EnumProperty(name="Kind", default="drag", update=update, items=KINDS,
+                        description="How the poke moves the photo: a drag released at its frame, or a flick")
+
+
 class IMAGEDYN_PG_poke(bpy.types.PropertyGroup):
     is_poke: BoolProperty(
         name="Is Poke", default=False,
@@ -60,9 +66,7 @@ class IMAGEDYN_PG_poke(bpy.types.PropertyGroup):
     enabled: BoolProperty(
         name="Enabled", default=True, update=_touch,
         description="Include this poke in the simulation (off: it is kept but ignored)")
-    kind: EnumProperty(
-        name="Kind", default="drag", update=_touch, items=KINDS,
-        description="How the poke moves the photo: a drag released at its frame, or a flick")
+    kind: kind_property(update=_touch)
     trigger: FloatProperty(
         name="Trigger", default=1.0, min=0.0, soft_max=2.0,
         description="Keyframe this at the poke's frame (I over the field): every key above 0 fires the poke, "

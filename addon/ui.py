@@ -12,6 +12,14 @@ class _SidebarPanel:
     bl_category = "Image Dynamics"
 
 
+def _prop_column(layout, data, *names):
+    """An aligned column of ``data``'s properties ``names``; returns it."""
+    col = layout.column(align=True)
+    for name in names:
+        col.prop(data, name)
+    return col
+
+
 class IMAGEDYN_PT_plane(_SidebarPanel, bpy.types.Panel):
     bl_label = "Photo Plane"
 
@@ -20,9 +28,7 @@ class IMAGEDYN_PT_plane(_SidebarPanel, bpy.types.Panel):
         settings = context.scene.imagedyn
         layout.operator("imagedyn.create_plane", icon="IMAGE_DATA")
         layout.operator("imagedyn.plane_from_active", icon="MOD_SUBSURF")
-        col = layout.column(align=True)
-        col.prop(settings, "grid_columns")
-        col.prop(settings, "use_standard_view")
+        _prop_column(layout, settings, "grid_columns", "use_standard_view")
         if context.scene.view_settings.view_transform != "Standard":
             layout.operator("imagedyn.standard_view", icon="COLOR")
 
@@ -46,8 +52,7 @@ class IMAGEDYN_PT_motion(_SidebarPanel, bpy.types.Panel):
         row.operator("imagedyn.bake", icon="SHAPEKEY_DATA")
         row.operator("imagedyn.clear", icon="TRASH", text="Clear")
         settings = context.scene.imagedyn
-        col = layout.column(align=True)
-        col.prop(settings, "set_frame_range")
+        col = _prop_column(layout, settings, "set_frame_range")
         sub = col.row()
         sub.enabled = settings.set_frame_range
         sub.prop(settings, "include_closing_frame")
@@ -62,13 +67,8 @@ class IMAGEDYN_PT_loop(_SidebarPanel, bpy.types.Panel):
         obj = context.active_object
         props = obj.imagedyn
         layout.enabled = shapekeys.has_modal_keys(obj)
-        col = layout.column(align=True)
-        col.prop(props, "amplitude")
-        col.prop(props, "speed")
-        col = layout.column(align=True)
-        col.prop(props, "loop_frames")
-        col.prop(props, "loop_start")
-        col.prop(props, "start_offset")
+        _prop_column(layout, props, "amplitude", "speed")
+        _prop_column(layout, props, "loop_frames", "loop_start", "start_offset")
         row = layout.row(align=True)
         row.prop_search(props, "anchor_group", obj, "vertex_groups", text="Anchor")
         row.operator("imagedyn.add_anchor", text="", icon="ADD")
@@ -93,13 +93,8 @@ class IMAGEDYN_PT_pokes(_SidebarPanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("imagedyn.poke_drag", icon="EMPTY_SINGLE_ARROW")
         row.operator("imagedyn.poke_add", text="", icon="ADD")
-        col = layout.column(align=True)
-        col.prop(props, "loop_strength")
-        col.prop(props, "poke_strength")
-        col = layout.column(align=True)
-        col.prop(props, "poke_alpha")
-        col.prop(props, "poke_beta")
-        col.prop(props, "poke_floor")
+        _prop_column(layout, props, "loop_strength", "poke_strength")
+        _prop_column(layout, props, "poke_alpha", "poke_beta", "poke_floor")
         row = layout.row(align=True)
         row.prop(props, "auto_simulate")
         row.operator("imagedyn.poke_simulate", icon="FILE_REFRESH")

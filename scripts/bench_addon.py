@@ -10,20 +10,14 @@ shared machines: the best of ``--repeat`` runs is reported with the median.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import statistics
 import sys
 import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-_HOME = ROOT / "build" / "bench-home"
-for _var, _sub in (("BLENDER_USER_RESOURCES", "blender"), ("XDG_CONFIG_HOME", "config"),
-                   ("XDG_CACHE_HOME", "cache")):
-    os.environ.setdefault(_var, str(_HOME / _sub))
-sys.path.insert(0, str(ROOT))
-
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import blender_scene  # noqa: E402  (first: bpy's config and cache in build/, the repository on sys.path)
 import numpy as np  # noqa: E402
 
 
@@ -38,25 +32,16 @@ def main(argv=None) -> int:
 
     import bpy
 
-    import addon
-    from addon import animation, bake, plane, shapekeys
+    from addon import animation, bake, shapekeys
     from addon.core import spectral
 
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    addon.register()
-    scene = bpy.context.scene
-    scene.render.fps = 30
+    scene = blender_scene.start_blender(fps=30)
     rng = np.random.default_rng(0)
     coeffs = spectral.resize_bilinear(rng.normal(size=(args.k, 4, 5, 8)), 160, 256).astype(np.float32)
     volume = spectral.SpectralVolume(coeffs, fps=30, num_frames=args.frames)
     with tempfile.TemporaryDirectory() as tmp:
-        image = bpy.data.images.new("bench", 256, 160)
-        image.filepath_raw = os.path.join(tmp, "bench.png")
-        image.file_format = "PNG"
-        image.save()
-        obj = plane.create_plane(bpy.context, image, args.columns)
-        npz = os.path.join(tmp, "bench.npz")
-        spectral.save_npz(npz, volume)
+        obj = blender_scene.blank_plane(tmp, 256, 160, args.columns)
+        npz = blender_scene.save_volume(tmp, volume, "bench.npz")
         obj.imagedyn.volume_path = npz
         n_verts = len(obj.data.vertices)
 

@@ -18,13 +18,10 @@ import statistics
 import sys
 import time
 
-import numpy as np
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import blender_scene  # noqa: E402  (first: bpy's config and cache in build/, the repository on sys.path)
+import numpy as np  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-for _var, _sub in (("BLENDER_USER_RESOURCES", "blender"), ("XDG_CONFIG_HOME", "config"),
-                   ("XDG_CACHE_HOME", "cache")):
-    os.environ.setdefault(_var, str(ROOT / "build" / "bench-home" / _sub))
-sys.path.insert(0, str(ROOT))
 from addon.core import modal, spectral  # noqa: E402
 
 
@@ -126,25 +123,16 @@ def bench_blender(args, coeffs: np.ndarray, pokes: list) -> None:
 
     import bpy
 
-    import addon
-    from addon import bake, plane
+    from addon import bake
     from addon import pokes as bpy_pokes
     from addon.core import pokes_bake
 
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    addon.register()
-    scene = bpy.context.scene
-    scene.render.fps, scene.render.fps_base = int(round(args.fps)), round(args.fps) / args.fps
+    scene = blender_scene.start_blender(fps=args.fps)
     height, width = coeffs.shape[2:]
     volume = spectral.SpectralVolume(coeffs, fps=30.0, num_frames=150)
     with tempfile.TemporaryDirectory() as tmp:
-        image = bpy.data.images.new("bench", width, height)
-        image.filepath_raw = os.path.join(tmp, "bench.png")
-        image.file_format = "PNG"
-        image.save()
-        obj = plane.create_plane(bpy.context, image, args.columns)
-        npz = os.path.join(tmp, "bench.npz")
-        spectral.save_npz(npz, volume)
+        obj = blender_scene.blank_plane(tmp, width, height, args.columns)
+        npz = blender_scene.save_volume(tmp, volume, "bench.npz")
         bake.apply_volume_settings(obj, scene, volume, npz)
         bake.bake(bpy.context, obj, bake.BakeRequest(volume_path=npz, set_frame_range=False), volume)
         scene.frame_start, scene.frame_end = 1, args.frames

@@ -197,16 +197,17 @@ def test_sample_clip_is_shipped():
 
 def test_strip_inversion_is_exact():
     """Rendering finds the material height of each pixel row by Newton steps; they must invert the motion."""
-    from backend.data.synthetic import _modes, _Strip, _StripSet
+    from backend.data.synthetic import _modes
+    from backend.data.synthetic_objects import Strip, StripSet
 
     cfg = SceneConfig(amplitude_px=8.0)
     rng = np.random.default_rng(0)
     t = np.arange(150) / 30.0
-    strips = [_Strip("blade", LAYER_NEAR, 50.0, 170.0, 120.0, 3.0, lean=0.2, curve=9.0, drop=True,
-                     modes=_modes(rng, cfg, 0.7, (8.0, 2.0, 0.0), 0.0)),
-              _Strip("flame", LAYER_TOP, 90.0, 80.0, 40.0, 8.0, power=1.5,
-                     modes=_modes(rng, cfg, 2.0, (3.0, 0.0, 0.1), 1.0))]
-    s = _StripSet(strips, t)
+    strips = [Strip("blade", LAYER_NEAR, 50.0, 170.0, 120.0, 3.0, lean=0.2, curve=9.0, drop=True,
+                    modes=_modes(rng, cfg, 0.7, (8.0, 2.0, 0.0), 0.0)),
+              Strip("flame", LAYER_TOP, 90.0, 80.0, 40.0, 8.0, power=1.5,
+                    modes=_modes(rng, cfg, 2.0, (3.0, 0.0, 0.1), 1.0))]
+    s = StripSet(strips, t)
     for k, strip in enumerate(strips):
         h = np.linspace(0.0, strip.L, 200)
         for ti in (0, 17, 99):
