@@ -107,7 +107,8 @@ def bake(context, obj, request: BakeRequest, volume: spectral.SpectralVolume | N
     try:
         animation.clear_modal_animation(obj)
         result.bands = shapekeys.bake_modal_keys(obj, volume.coeffs, request.anchor_group,
-                                                 progress=lambda done, _total: wm.progress_update(done))
+                                                 progress=lambda done, _total: wm.progress_update(done),
+                                                 depth=obj.imagedyn.depth_from_motion)
         result.loop_frames = animation.write_loop(obj)
     finally:
         wm.progress_end()

@@ -33,6 +33,15 @@ def _update_motion(self, context):
         animation.write_loop(self.id_data)
 
 
+def _update_depth(self, context):
+    """Depth from Motion: rewrite (or remove, at 0) the depth key of a baked plane."""
+    obj = self.id_data
+    try:
+        shapekeys.write_depth_key(obj, self.depth_from_motion)
+    except shapekeys.BakeError as exc:  # an update callback cannot report: log what to do
+        log.warning("Depth from Motion not applied to '%s': %s", obj.name, exc)
+
+
 def _update_anchor(self, context):
     obj = self.id_data
     group = self.anchor_group if self.anchor_group in obj.vertex_groups else ""
@@ -94,6 +103,12 @@ class IMAGEDYN_PG_object(bpy.types.PropertyGroup):
         name="Auto Simulate", default=True,
         description="Re-simulate the pokes shortly after a poke Empty is moved, retimed, added or deleted, or the "
                     "scene's frame range changes. Off: press Simulate Pokes")
+    depth_from_motion: FloatProperty(
+        name="Depth from Motion", default=0.0, min=0.0, soft_max=0.05, step=0.1, precision=4, subtype="DISTANCE",
+        update=_update_depth,
+        description="Lift moving parts toward the viewer (along the plane's normal) by up to this distance, in "
+                    "proportion to how much they move, so that where a moving part swings over a still part it is "
+                    "drawn in front. About 0.002 for a plane 1 unit tall; 0 = off (the plane stays flat)")
     anchor_group: StringProperty(
         name="Anchor", update=_update_anchor,
         description="Vertex group that pins regions: weight 0 stays still, 1 moves fully (paint it in Weight "

@@ -3,6 +3,11 @@
 Keys made here are named ``IDyn_k03_re`` / ``IDyn_k03_im`` and listed on the mesh's Key datablock
 (``key["imagedyn_keys"]``); re-baking and clearing touch only keys that carry both marks, so a user's own shape
 keys, their values and their animation are kept.
+
+Depth from motion (``Object.imagedyn.depth_from_motion`` > 0) adds one more tagged key, ``IDyn_depth``, always at
+value 1 and never animated: it lifts each vertex along the plane's front normal by its share of the strongest
+motion (``core.mesh.depth_offsets``), so where a moving part folds over a still one the moving part renders in
+front. The user's Basis is never edited.
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ PREFIX = "IDyn_"
 TAG = "imagedyn_keys"  # on the Key datablock: names of the keys the add-on made
 TAG_BASIS = "imagedyn_made_basis"  # on the Key datablock: the add-on created the Basis key
 _NAME_RE = re.compile(r"^IDyn_k(\d+)_(re|im)$")
+DEPTH_KEY = "IDyn_depth"  # the always-on depth-from-motion key (value 1)
+DEPTH_HELD = "imagedyn_depth"  # on the Key datablock: the Depth from Motion the depth key was written for
 FLAT_TOLERANCE = 1e-3  # relative residual above which the plane is reported as not flat
 
 
@@ -49,6 +56,18 @@ def modal_keys(obj) -> list:
         if m and block.name in tagged:
             bands.setdefault(int(m.group(1)), {})[m.group(2)] = block
     return [(k, parts["re"], parts["im"]) for k, parts in sorted(bands.items()) if len(parts) == 2]
+
+
+def _is_reserved(name: str) -> bool:
+    return bool(_NAME_RE.match(name)) or name == DEPTH_KEY
+
+
+def depth_key(obj):
+    """The add-on's depth-from-motion key block, or None."""
+    key = obj.data.shape_keys
+    if key is None or DEPTH_KEY not in _tagged_names(obj):
+        return None
+    return key.key_blocks.get(DEPTH_KEY)
 
 
 def has_modal_keys(obj) -> bool:
@@ -102,22 +121,25 @@ def remove_modal_keys(obj) -> int:
     if key is None:
         return 0
     tagged = _tagged_names(obj)
-    doomed = [b for b in key.key_blocks if b.name in tagged and _NAME_RE.match(b.name)]
+    doomed = [b for b in key.key_blocks if b.name in tagged and _is_reserved(b.name)]
     made_basis = bool(key.get(TAG_BASIS, False))
     for block in doomed:
         obj.shape_key_remove(block)
     key = obj.data.shape_keys
     if key is not None:
         key[TAG] = []
+        if DEPTH_HELD in key:
+            del key[DEPTH_HELD]
         if made_basis and len(key.key_blocks) == 1:
             obj.shape_key_clear()
     return len(doomed)
 
 
-def bake_modal_keys(obj, coeffs: np.ndarray, anchor_group: str = "", progress=None) -> int:
+def bake_modal_keys(obj, coeffs: np.ndarray, anchor_group: str = "", progress=None, depth: float = 0.0) -> int:
     """Write ``coeffs`` (K, 4, H, W) as 2K shape keys on ``obj`` (replacing earlier ones). Returns K.
 
-    ``progress(done, total)`` is called after every key. Raises :class:`BakeError` with what to do.
+    ``depth`` > 0 adds the depth-from-motion key (see :func:`write_depth_key`). ``progress(done, total)`` is
+    called after every modal key. Raises :class:`BakeError` with what to do.
     """
     if obj is None or obj.type != "MESH":
         raise BakeError("Select the photo plane (a mesh object) first")
@@ -125,10 +147,10 @@ def bake_modal_keys(obj, coeffs: np.ndarray, anchor_group: str = "", progress=No
         raise BakeError("Switch to Object Mode before baking (shape keys cannot be written in Edit Mode)")
     remove_modal_keys(obj)
     if obj.data.shape_keys is not None:
-        clash = [b.name for b in obj.data.shape_keys.key_blocks if _NAME_RE.match(b.name)]
+        clash = [b.name for b in obj.data.shape_keys.key_blocks if _is_reserved(b.name)]
         if clash:
             raise BakeError(f"Shape key '{clash[0]}' uses the add-on's naming but was not made by it: rename it "
-                            "(keys named IDyn_kNN_re/im are reserved)")
+                            f"(keys named IDyn_kNN_re/im and {DEPTH_KEY} are reserved)")
     uv, rest, origin, eu, ev, flat = plane_frame(obj)
     if not flat:
         log.warning("'%s' is not a flat, linearly UV-mapped plane: motion directions are approximate", obj.name)
@@ -157,12 +179,89 @@ def bake_modal_keys(obj, coeffs: np.ndarray, anchor_group: str = "", progress=No
             if progress is not None:
                 progress(len(names), total)
     key[TAG] = names
+    if depth > 0.0:
+        _store_depth(obj, rest, core_mesh.depth_offsets(offsets, eu, ev, depth), depth, group)
     me.update()
     return k_count
 
 
+def _remove_depth(obj) -> None:
+    block = depth_key(obj)
+    key = obj.data.shape_keys
+    if block is not None:
+        obj.shape_key_remove(block)
+        key = obj.data.shape_keys
+        key[TAG] = [name for name in key.get(TAG, []) if name != DEPTH_KEY]
+    if key is not None and DEPTH_HELD in key:
+        del key[DEPTH_HELD]
+
+
+def _store_depth(obj, rest: np.ndarray, lift: np.ndarray, depth: float, group: str) -> None:
+    """Write ``rest + lift`` (N, 3) into the depth key (made and tagged when missing, value 1)."""
+    key = obj.data.shape_keys
+    block = depth_key(obj)
+    if block is None:
+        if key.key_blocks.get(DEPTH_KEY) is not None:
+            raise BakeError(f"Shape key '{DEPTH_KEY}' was not made by Image Dynamics: rename it to use Depth from "
+                            "Motion")
+        block = obj.shape_key_add(name=DEPTH_KEY, from_mix=False)
+        block.relative_key = key.reference_key
+        block.slider_min, block.slider_max = 0.0, 1.0
+        block.vertex_group = group
+        key[TAG] = list(key.get(TAG, [])) + [DEPTH_KEY]
+    block.value = 1.0
+    block.data.foreach_set("co", (rest + lift).reshape(-1))
+    key[DEPTH_HELD] = float(depth)
+
+
+def baked_offsets(obj, rest: np.ndarray) -> np.ndarray:
+    """Offsets (K, 2, N, 3) float32 the modal keys hold over the reference key: [:, 0] Re A_k, [:, 1] Im A_k."""
+    bands = modal_keys(obj)
+    n = rest.shape[0]
+    out = np.empty((len(bands), 2, n, 3), dtype=np.float32)
+    co = np.empty(n * 3, dtype=np.float32)
+    for i, (_, re_block, im_block) in enumerate(bands):
+        for part, block in enumerate((re_block, im_block)):
+            block.data.foreach_get("co", co)
+            out[i, part] = co.reshape(n, 3) - rest
+    return out
+
+
+def write_depth_key(obj, depth: float) -> bool:
+    """Lift the baked plane's vertices toward its front by ``depth`` object units times their share of the
+    strongest motion (the depth key), or remove the lift when ``depth`` <= 0. Does nothing on a plane without
+    modal keys (the bake writes the key). Returns whether the depth key exists afterwards.
+
+    A new key is computed from the modal keys (~0.15 s at 40k vertices); an existing one is rescaled (~15 ms), so
+    dragging the slider stays interactive."""
+    bands = modal_keys(obj)
+    if not bands:
+        return False
+    if depth <= 0.0:
+        _remove_depth(obj)
+        obj.data.update()
+        return False
+    rest = rest_positions(obj)
+    block = depth_key(obj)
+    held = float(obj.data.shape_keys.get(DEPTH_HELD, 0.0))
+    if block is not None and held > 0.0:
+        co = np.empty(rest.size, dtype=np.float32)
+        block.data.foreach_get("co", co)
+        lift = (co.reshape(rest.shape) - rest) * np.float32(depth / held)
+    else:
+        _uv, _rest, _origin, eu, ev, _flat = plane_frame(obj)
+        lift = core_mesh.depth_offsets(baked_offsets(obj, rest), eu, ev, depth)
+    _store_depth(obj, rest, lift, depth, bands[0][1].vertex_group)
+    obj.data.update()
+    return True
+
+
 def set_anchor_group(obj, group: str) -> None:
-    """Pin the add-on's keys with a vertex group (weight 0 = still, 1 = full motion); '' removes the pin."""
+    """Pin the add-on's keys (modal and depth) with a vertex group (weight 0 = still, 1 = full motion); ''
+    removes the pin."""
     for _, re_block, im_block in modal_keys(obj):
         re_block.vertex_group = group
         im_block.vertex_group = group
+    block = depth_key(obj)
+    if block is not None:  # a pinned region is still: it stays at the back
+        block.vertex_group = group

@@ -72,6 +72,7 @@ class IMAGEDYN_PT_loop(_SidebarPanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.prop_search(props, "anchor_group", obj, "vertex_groups", text="Anchor")
         row.operator("imagedyn.add_anchor", text="", icon="ADD")
+        layout.prop(props, "depth_from_motion")
 
 
 class IMAGEDYN_PT_pokes(_SidebarPanel, bpy.types.Panel):

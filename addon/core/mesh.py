@@ -14,6 +14,10 @@ Conventions (one place):
   complex modal coordinates q_k(t) the shape is ``Re(sum_k A_k q_k) = sum_k Re A_k Re q_k - Im A_k Im q_k``, so
   the key values are ``value_re = Re q_k`` and ``value_im = -Im q_k`` (:func:`modal_key_values`). A seamless loop
   is ``q_k(t) = amplitude * exp(2 pi i k t / L)`` with ``L`` the loop length in frames (:func:`loop_coordinates`).
+* Depth from motion: the plane's front normal is ``eu x ev`` (unit; +Z for a plane made by the add-on or by
+  Import Images as Planes, toward the camera that sees the photo unmirrored). A vertex is lifted along it by
+  ``depth * rms / max(rms)``, rms = its root-mean-square displacement over the loop (:func:`depth_offsets`), so
+  where a moving part folds over a still one the moving part is in front (the preview's softmax-splat order).
 """
 from __future__ import annotations
 
@@ -137,6 +141,42 @@ def predicted_offsets(coeffs: np.ndarray, freqs_hz: np.ndarray, t_seconds: float
     x, y = uv_to_pixels(uv, w, h)
     s = spectral.sample_bilinear(disp[None], x, y)[0]  # (2, N)
     return (amplitude * pixels_to_object(s[0], s[1], eu, ev, w, h)).astype(np.float32)
+
+
+def plane_normal(eu, ev) -> np.ndarray:
+    """Unit front normal ``eu x ev`` (3,) float64 of a plane: the side from which the photo reads unmirrored."""
+    n = np.cross(np.asarray(eu, dtype=np.float64), np.asarray(ev, dtype=np.float64))
+    length = float(np.linalg.norm(n))
+    if length == 0.0:
+        raise ValueError("the plane's UV frame is degenerate (eu and ev are parallel)")
+    return n / length
+
+
+def rms_motion(offsets: np.ndarray) -> np.ndarray:
+    """Root-mean-square displacement over the loop (N,) float64, object units, of vertices whose modal key offsets
+    are ``offsets`` (K, 2, N, 3) (as from :func:`modal_offsets`), at amplitude 1.
+
+    ``mean_t ||F_t||^2 = ||Re A_0||^2 + sum_{k>=1} ||A_k||^2 / 2`` (Parseval: the loop's harmonics are orthogonal
+    over its L frames). The k = 0 term (a constant offset) counts, as in the preview's splat order: a part that
+    sits displaced still lies over what it covers. Im A_0 never shows (Re(A_0 e^0) = Re A_0) and is ignored.
+    """
+    off = np.asarray(offsets, dtype=np.float64)
+    power = (off[0, 0] ** 2).sum(axis=-1) + 0.5 * (off[1:] ** 2).sum(axis=(0, 1, 3))  # (N,)
+    return np.sqrt(power)
+
+
+def depth_offsets(offsets: np.ndarray, eu, ev, depth: float) -> np.ndarray:
+    """Depth-from-motion offsets (N, 3) float32: ``depth * rms / max(rms)`` along :func:`plane_normal`.
+
+    ``offsets`` (K, 2, N, 3) modal key offsets (object units). The most moving vertex is lifted by exactly
+    ``depth`` object units, a still one not at all; all zeros when nothing moves or ``depth`` is 0.
+    """
+    rms = rms_motion(offsets)
+    peak = float(rms.max()) if rms.size else 0.0
+    if peak <= 0.0 or depth == 0.0:
+        return np.zeros((rms.shape[0], 3), dtype=np.float32)
+    lift = float(depth) * rms / peak  # (N,)
+    return (lift[:, None] * plane_normal(eu, ev)[None, :]).astype(np.float32)
 
 
 def aspect_mismatch(volume_size, photo_size) -> float:
