@@ -19,9 +19,9 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip
 fi
-if ! "$VENV/bin/python" -c "import bpy, numpy, pytest, pytest_timeout" >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -c "import bpy, numpy, pytest, pytest_timeout, PIL" >/dev/null 2>&1; then
     # pytest-timeout: pyproject.toml's addopts pass --timeout
-    "$VENV/bin/pip" install --quiet "bpy==4.2.*" "numpy>=1.26,<2" "pytest>=8" "pytest-timeout>=2.3"
+    "$VENV/bin/pip" install --quiet "bpy==4.2.*" "numpy>=1.26,<2" "pytest>=8" "pytest-timeout>=2.3" "Pillow>=10"
 fi
 "$VENV/bin/python" -c "import bpy; print('Blender', bpy.app.version_string)"
 cd "$ROOT"

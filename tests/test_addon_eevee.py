@@ -31,7 +31,9 @@ CHILD = textwrap.dedent("""
     scene.render.engine = compat.eevee_engine_id()
     first = scene.frame_start
     bs.render_frames(scene, [first, first + 20, first + 150], {folder!r})
-    print(json.dumps({{"engine": scene.render.engine, "frames": [first, first + 20, first + 150]}}))
+    print(json.dumps({{"engine": scene.render.engine, "frames": [first, first + 20, first + 150]}}), flush=True)
+    import os
+    os._exit(0)  # Blender 4.2 as a module crashes while shutting down after add-on registration (see conftest.py)
 """)
 
 
