@@ -77,6 +77,15 @@ def evaluated_positions(obj) -> np.ndarray:
     return co.reshape(-1, 3)
 
 
+def flat_plane_frame(obj):
+    """(uv, rest, eu, ev) of a flat photo plane: vertex UVs, rest positions and the plane's unit axes per UV."""
+    from addon import shapekeys
+
+    uv, rest, _origin, eu, ev, flat = shapekeys.plane_frame(obj)
+    assert flat
+    return uv, rest, eu, ev
+
+
 def positions_at(obj, frame: int) -> np.ndarray:
     bpy = import_bpy()
     bpy.context.scene.frame_set(frame)

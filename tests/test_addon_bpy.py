@@ -3,7 +3,8 @@ user's work, live settings, planes from "Import Images as Planes", the pokes' ke
 import numpy as np
 import pytest
 
-from bpy_helpers import (fresh_scene, make_baked_plane, positions_at, random_volume, stripes, write_image)
+from bpy_helpers import (flat_plane_frame, fresh_scene, make_baked_plane, positions_at, random_volume, stripes,
+                         write_image)
 
 pytestmark = pytest.mark.bpy
 TOL = 1e-4  # object units
@@ -14,19 +15,11 @@ def bpy():
     return fresh_scene(fps=30)
 
 
-def _frame_of(obj):
-    from addon import shapekeys
-
-    uv, rest, _origin, eu, ev, flat = shapekeys.plane_frame(obj)
-    assert flat
-    return uv, rest, eu, ev
-
-
 def _predicted(volume, obj, frame, amplitude=1.0, loop=None, start=1, offset=0):
     """numpy prediction of the evaluated mesh at a scene frame (loop = loop length in scene frames)."""
     from addon.core import mesh
 
-    uv, rest, eu, ev = _frame_of(obj)
+    uv, rest, eu, ev = flat_plane_frame(obj)
     loop = loop or volume.num_frames
     t_seconds = (frame - start + offset) * volume.num_frames / (loop * volume.fps)
     return rest + mesh.predicted_offsets(volume.coeffs, volume.freqs_hz, t_seconds, uv, eu, ev, amplitude)
@@ -134,7 +127,7 @@ def test_anchor_group_pins_vertices(bpy, tmp_path):
     obj = make_baked_plane(tmp_path, volume)
     assert bpy.ops.imagedyn.add_anchor() == {"FINISHED"}
     group = obj.vertex_groups["IDyn_anchor"]
-    uv, rest, _, _ = _frame_of(obj)
+    uv, rest, _, _ = flat_plane_frame(obj)
     still = np.flatnonzero(uv[:, 0] < 0.5)
     group.add(still.tolist(), 0.0, "REPLACE")
     assert all(b.vertex_group == "IDyn_anchor" for b in obj.data.shape_keys.key_blocks[1:])
@@ -157,7 +150,7 @@ def test_pokes_can_write_arbitrary_modal_coordinates(bpy, tmp_path):
     rng = np.random.default_rng(7)
     q = rng.normal(size=(4, 30)) + 1j * rng.normal(size=(4, 30))
     animation.write_modal_coordinates(obj, q, frames)
-    uv, rest, eu, ev = _frame_of(obj)
+    uv, rest, eu, ev = flat_plane_frame(obj)
     offsets = mesh.modal_offsets(volume.coeffs, uv, eu, ev).astype(np.float64)  # (K, 2, N, 3)
     for i in (0, 12, 29):
         expected = rest + np.einsum("k,knc->nc", q[:, i].real, offsets[:, 0]) - np.einsum(

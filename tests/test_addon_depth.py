@@ -77,11 +77,9 @@ def bpy():
 
 
 def _frame(obj):
-    from addon import shapekeys
+    from bpy_helpers import flat_plane_frame
 
-    uv, rest, _origin, eu, ev, flat = shapekeys.plane_frame(obj)
-    assert flat
-    return uv, rest, eu, ev
+    return flat_plane_frame(obj)
 
 
 def _predicted(volume, obj, frame, depth=0.0):
