@@ -11,6 +11,10 @@ from addon.core.spectral import SpectralVolumeError
 
 log = logging.getLogger("image_dynamics")
 
+# Modules that add subcommands: each defines ``add_commands(sub)`` (sub = argparse subparsers); their handlers
+# take ``args`` and return an exit code, raising ``UserError`` for errors the user can fix.
+COMMAND_MODULES = ()
+
 SAMPLE_CLIP = os.path.join(os.path.dirname(__file__), "assets", "sample_meadow.mp4")
 
 
@@ -99,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print a spectral volume's fields and per-frequency amplitudes")
     i.add_argument("volume")
     i.set_defaults(func=_cmd_info)
+
+    import importlib
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(sub)
     return p
 
 

@@ -1,0 +1,91 @@
+"""Motion-model checkpoints: one ``torch.save`` file holding the config, the weights and the data statistics.
+
+Loading uses ``weights_only=True`` (no code runs from a file), checks the format tag, compares the saved config with
+the one asked for and refuses a file whose weights do not fit its config, each with a message that says what to do.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import zipfile
+
+import torch
+
+from .config import MotionConfig, config_differences
+from .models import MotionModel
+
+log = logging.getLogger(__name__)
+
+FORMAT = "image-dynamics/motion"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and what to do."""
+
+
+def file_digest(path: str, length: int = 12) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:length]
+
+
+def save_checkpoint(path: str, model: MotionModel, *, half: bool = False, extra: dict | None = None) -> None:
+    """Write the model (fp16 weights with ``half``, to keep shipped files small) atomically."""
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config.to_dict(),
+               "state_dict": state, "extra": dict(extra or {})}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: str) -> dict:
+    """The raw payload, validated for format; raises FileNotFoundError / CheckpointError."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"motion checkpoint '{path}' does not exist: pass the path of a .pt file written by "
+                                f"scripts/train_motion.py (or omit it to use the shipped default)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as exc:
+        raise CheckpointError(f"'{path}' is not a readable motion checkpoint (corrupted or truncated file?): {exc}. "
+                              f"Re-copy it or re-train with scripts/train_motion.py") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"'{path}' is not an Image Dynamics motion checkpoint (format tag missing)")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"'{path}' was written by a newer Image Dynamics (format "
+                              f"{payload['format_version']} > {FORMAT_VERSION}): update the backend")
+    return payload
+
+
+def load_checkpoint(path: str, expected: MotionConfig | None = None, *, strict: bool = True,
+                    device="cpu") -> tuple:
+    """-> (MotionModel in eval mode, payload). ``expected``: fail unless the saved config equals it."""
+    payload = read_checkpoint(path)
+    try:
+        config = MotionConfig.from_dict(payload["config"])
+        config.validate()
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"'{path}' has an invalid config: {exc}") from None
+    if expected is not None:
+        diff = config_differences(config, expected)
+        if diff:
+            raise CheckpointError(f"'{path}' was trained with a different model config: {'; '.join(diff[:6])}"
+                                  f"{' ...' if len(diff) > 6 else ''}. Use the matching config or start a new run")
+    model = MotionModel(config)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise CheckpointError(f"'{path}': weights do not fit the saved config ({str(exc).splitlines()[0]} ...)") from None
+    if strict and (missing or unexpected):
+        raise CheckpointError(f"'{path}': weights do not fit the saved config (missing {len(missing)}, e.g. "
+                              f"{missing[:2]}; unexpected {len(unexpected)}, e.g. {unexpected[:2]})")
+    model.eval().to(device)
+    return model, payload
