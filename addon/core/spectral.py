@@ -32,8 +32,9 @@ DEFAULT_K = 16
 NORMALIZATION_PERCENTILE = 95.0
 
 # Provenance fields: optional, stored as 0-d arrays (strings as unicode, never objects).
-PROVENANCE_STR = ("model", "extracted_from")
+PROVENANCE_STR = ("model", "extracted_from", "sampler")
 PROVENANCE_INT = ("seed", "steps", "start_frame")
+PROVENANCE_FLOAT = ("guidance", "loop")
 
 
 class SpectralVolumeError(ValueError):
@@ -303,8 +304,11 @@ def save_npz(path, volume: SpectralVolume) -> None:
             arrays[key] = np.str_(str(value))
         elif key in PROVENANCE_INT:
             arrays[key] = np.int64(value)
+        elif key in PROVENANCE_FLOAT:
+            arrays[key] = np.float64(value)
         else:
-            raise SpectralVolumeError(key, f"unknown provenance field (known: {PROVENANCE_STR + PROVENANCE_INT})")
+            known = PROVENANCE_STR + PROVENANCE_INT + PROVENANCE_FLOAT
+            raise SpectralVolumeError(key, f"unknown provenance field (known: {known})")
     path = os.fspath(path)
     tmp = path + ".tmp.npz"
     np.savez_compressed(tmp, **arrays)
@@ -368,5 +372,8 @@ def volume_from_arrays(data: Mapping) -> SpectralVolume:
     for key in PROVENANCE_INT:
         if key in data:
             provenance[key] = int(_scalar(data, key, "iu"))
+    for key in PROVENANCE_FLOAT:
+        if key in data:
+            provenance[key] = float(_scalar(data, key, "fiu"))
     return SpectralVolume(coeffs, fps=fps, num_frames=num_frames, source_size=tuple(int(v) for v in size),
                           provenance=provenance)

@@ -1,0 +1,193 @@
+"""Motion model: sampler determinism, classifier-free guidance, stage 2 = stage 1 at init, loop guidance, checkpoints.
+
+Everything runs on the tiny random-init config (64x48 maps) in seconds.
+"""
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from addon.core.spectral import load_npz
+from backend.motion.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from backend.motion.config import MotionConfig, UNetConfig, tiny_config
+from backend.motion.models import MotionModel
+from backend.motion.predictor import Cancelled, PredictParams, load_predictor, tiny_predictor
+from backend.motion.sampler import decode_coeffs, guided_eps, sample_latents, seam_loss
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = MotionModel(tiny_config()).eval()
+    m.scales.fill_(2.0)
+    return m
+
+
+def _photo(cfg, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand((1, 3, cfg.height, cfg.width), generator=g)
+
+
+def test_ddim_eta0_is_deterministic_per_seed(model):
+    x = _photo(model.config)
+    a = sample_latents(model, x, steps=6, seed=3)
+    b = sample_latents(model, x, steps=6, seed=3)
+    c = sample_latents(model, x, steps=6, seed=4)
+    assert torch.equal(a, b)
+    assert (a - c).abs().mean() > 0.05
+
+
+def test_cfg_is_one_batched_pass_that_combines_uncond_and_cond(model):
+    cfg = model.config
+    x = _photo(cfg)
+    feats = model.features(x)
+    lat = torch.randn(1, cfg.k, 4, *cfg.latent_size[::-1], generator=torch.Generator().manual_seed(1))
+    t = torch.tensor(400)
+    with torch.no_grad():
+        fi = torch.arange(cfg.k)
+        flat = lat.flatten(0, 1)
+        cond = model.denoiser(flat, t.expand(cfg.k), fi, feats.repeat_interleave(cfg.k, 0)).unflatten(0, (1, cfg.k))
+        unc = model.denoiser(flat, t.expand(cfg.k), fi,
+                             torch.zeros_like(feats).repeat_interleave(cfg.k, 0)).unflatten(0, (1, cfg.k))
+        assert torch.equal(guided_eps(model, lat, t, feats, 1.0), cond)        # scale 1 = conditional prediction
+        torch.testing.assert_close(guided_eps(model, lat, t, feats, 0.0), unc, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(guided_eps(model, lat, t, feats, 3.0), unc + 3.0 * (cond - unc),
+                                   atol=1e-5, rtol=1e-5)
+    assert (cond - unc).abs().mean() > 1e-3  # the condition matters
+
+
+def test_stage2_at_initialisation_equals_stage1():
+    torch.manual_seed(1)
+    cfg1 = tiny_config().with_stage2(False)
+    s1 = MotionModel(cfg1).eval()
+    s2 = MotionModel(cfg1.with_stage2(True)).eval()
+    missing, unexpected = s2.load_state_dict(s1.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("denoiser.freq_attention.") for k in missing)
+    k = cfg1.k
+    w, h = cfg1.latent_size
+    lat = torch.randn(2 * k, 4, h, w)
+    feats = torch.randn(2 * k, cfg1.encoder.out_channels, h, w)
+    t = torch.full((2 * k,), 700)
+    fi = torch.arange(k).repeat(2)
+    with torch.no_grad():
+        a = s1.denoiser(lat, t, fi, feats)
+        b = s2.denoiser(lat, t, fi, feats)
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+        # once the output projections are no longer zero, slices see each other: changing one slice changes others
+        for layer in s2.denoiser.freq_attention:
+            torch.nn.init.normal_(layer.proj_out.weight, std=0.2)
+        lat2 = lat.clone()
+        lat2[0] += 1.0
+        d = (s2.denoiser(lat2, t, fi, feats) - s2.denoiser(lat, t, fi, feats)).abs().flatten(1).mean(1)
+        assert d[1:k].min() > 0 and d[k:].max() == 0  # within photo 0 only
+        with pytest.raises(ValueError, match="whole photos"):
+            s2.denoiser(lat[:5], t[:5], fi[:5], feats[:5])
+
+
+def test_loop_guidance_lowers_the_seam_loss(model):
+    x = _photo(model.config, seed=2)
+    base, guided = [], []
+    for seed in range(3):
+        with torch.no_grad():
+            base.append(seam_loss(decode_coeffs(model, sample_latents(model, x, steps=8, seed=seed)), 150).item())
+            lat = sample_latents(model, x, steps=8, seed=seed, loop=1.0, recurrence=2)
+            guided.append(seam_loss(decode_coeffs(model, lat), 150).item())
+    assert np.mean(guided) < 0.8 * np.mean(base), (base, guided)
+
+
+def test_seam_loss_is_zero_for_a_static_offset_and_positive_for_motion():
+    c = torch.zeros(1, 4, 4, 8, 8)
+    c[0, 0, 0] = 3.0  # k = 0: constant offset, no seam
+    assert seam_loss(c, 150).item() == 0.0
+    c[0, 2, 1] = 1.0  # k = 2 moves, so the last frame differs from the first
+    assert seam_loss(c, 150).item() > 0.0
+
+
+def test_predict_follows_the_contract_and_cancels(tmp_path):
+    p = tiny_predictor(seed=0)
+    photo = (np.random.default_rng(0).random((90, 120, 3)) * 255).astype(np.uint8)
+    steps = []
+    vol = p.predict(photo, PredictParams(steps=4, seed=7, fps=24.0, num_frames=96), callback=lambda s, t: steps.append((s, t)))
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert vol.coeffs.shape == (16, 4, 48, 64) and vol.source_size == (120, 90)
+    assert vol.fps == 24.0 and vol.num_frames == 96
+    assert vol.provenance["model"] == p.model_id and vol.provenance["seed"] == 7
+    path = tmp_path / "v.npz"
+    vol.save(str(path))
+    np.testing.assert_array_equal(load_npz(str(path)).coeffs, vol.coeffs)
+
+    def stop(step, total):
+        if step == 2:
+            raise Cancelled()
+    with pytest.raises(Cancelled):
+        p.predict(photo, PredictParams(steps=4), callback=stop)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(steps=0), "steps"), (dict(guidance=-1.0), "guidance"), (dict(sampler="euler"), "sampler"),
+    (dict(num_frames=1), "num_frames"),
+])
+def test_bad_parameters_are_named(bad, match):
+    with pytest.raises(ValueError, match=match):
+        PredictParams(**bad).validate()
+    with pytest.raises(ValueError, match="unknown prediction parameters: colour"):
+        PredictParams.from_dict({"colour": 1})
+
+
+def test_bad_photos_are_refused():
+    p = tiny_predictor()
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        p.predict(np.zeros((32, 32), np.uint8))
+    with pytest.raises(ValueError, match="at least 16"):
+        p.predict(np.zeros((8, 32, 3), np.uint8))
+
+
+def test_checkpoint_round_trip_mismatch_and_corruption(tmp_path, model):
+    path = str(tmp_path / "m.pt")
+    save_checkpoint(path, model, extra={"steps": 3})
+    loaded, payload = load_checkpoint(path, expected=model.config)
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert payload["extra"] == {"steps": 3}
+    other = dataclasses.replace(model.config, unet=dataclasses.replace(model.config.unet, channels=(16, 32)))
+    with pytest.raises(CheckpointError, match=r"different model config: unet\.channels"):
+        load_checkpoint(path, expected=other)
+    # half precision keeps the file small and loads back within fp16 rounding
+    half = str(tmp_path / "h.pt")
+    save_checkpoint(half, model, half=True)
+    assert os.path.getsize(half) < 0.7 * os.path.getsize(path)  # per-tensor overhead dominates tiny models
+    p = load_predictor(half, device="cpu")
+    assert p.model_id.startswith("tiny-random@") and len(p.model_id.split("@")[1]) == 12
+    # corrupted: truncated file, and random bytes
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupted or truncated"):
+        load_checkpoint(path)
+    open(path, "wb").write(os.urandom(2000))
+    with pytest.raises(CheckpointError, match="not a readable motion checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(str(tmp_path / "nope.pt"))
+
+
+def test_weights_that_do_not_fit_their_config_are_refused(tmp_path, model):
+    path = str(tmp_path / "m.pt")
+    save_checkpoint(path, model)
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["unet"]["channels"] = [16, 32]
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(path)
+
+
+def test_config_validation_explains_mismatches():
+    with pytest.raises(ValueError, match="divisible"):
+        MotionConfig(width=250).validate()
+    with pytest.raises(ValueError, match="U-Net's factor"):
+        dataclasses.replace(MotionConfig(), unet=UNetConfig(channels=(8, 8, 8, 8), attention=(0, 0, 0, 0))).validate()
+    with pytest.raises(ValueError, match="unknown motion config fields: colour"):
+        MotionConfig.from_dict({"colour": 1})
