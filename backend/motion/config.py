@@ -17,8 +17,8 @@ class VAEConfig:
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Small ResNet over the photo: one stride-2 stage per entry of ``channels``, then ``out_channels`` features."""
-    channels: tuple = (32, 48, 64)
+    """Small ResNet over the photo: a stride-4 stem, one stride-2 stage per further entry of ``channels``."""
+    channels: tuple = (48, 96)
     out_channels: int = 16
     norm_groups: int = 8
 
@@ -75,9 +75,9 @@ class MotionConfig:
         f = self.downsample
         if self.width % f or self.height % f:
             raise ValueError(f"map size {self.width}x{self.height} must be divisible by the VAE's factor {f}")
-        if 2 ** len(self.encoder.channels) != f:
-            raise ValueError(f"the image encoder has {len(self.encoder.channels)} stride-2 stages but the VAE "
-                             f"downsamples {f}x: they must match")
+        if 4 * 2 ** (len(self.encoder.channels) - 1) != f:
+            raise ValueError(f"the image encoder downsamples {4 * 2 ** (len(self.encoder.channels) - 1)}x but the "
+                             f"VAE {f}x: they must match")
         w, h = self.latent_size
         u = 2 ** (len(self.unet.channels) - 1)
         if w % u or h % u:
@@ -135,7 +135,7 @@ def tiny_config() -> MotionConfig:
     return MotionConfig(
         name="tiny-random", width=64, height=48,
         vae=VAEConfig(channels=(8, 8, 8, 8), norm_groups=4),
-        encoder=EncoderConfig(channels=(8, 8, 8), out_channels=4, norm_groups=4),
+        encoder=EncoderConfig(channels=(8, 8), out_channels=4, norm_groups=4),
         unet=UNetConfig(channels=(16, 16), attention=(False, True), head_dim=8, norm_groups=4),
         freq_attention=FrequencyAttentionConfig(enabled=True, heads=2),
     )

@@ -45,13 +45,17 @@ class _ResBlock(nn.Module):
 
 
 class ImageEncoder(nn.Module):
-    """Photo (B, 3, H, W) in [0, 1] -> features (B, out_channels, H/2^n, W/2^n)."""
+    """Photo (B, 3, H, W) in [0, 1] -> features (B, out_channels, H/f, W/f): a stride-4 patch stem, then one
+    stride-2 ResNet stage per further entry of ``channels`` (f = 4 * 2**(len(channels) - 1))."""
 
     def __init__(self, config: MotionConfig):
         super().__init__()
         e = config.encoder
-        layers, c_in = [], 3
-        for c in e.channels:
+        c0 = e.channels[0]
+        layers = [nn.Conv2d(3, c0, 4, 4), nn.GroupNorm(e.norm_groups, c0), nn.SiLU(),
+                  _ResBlock(c0, c0, 1, e.norm_groups)]
+        c_in = c0
+        for c in e.channels[1:]:
             layers += [_ResBlock(c_in, c, 2, e.norm_groups), _ResBlock(c, c, 1, e.norm_groups)]
             c_in = c
         self.body = nn.Sequential(*layers)
@@ -166,6 +170,22 @@ class MotionModel(nn.Module):
     def features(self, photo: torch.Tensor) -> torch.Tensor:
         """Photo (B, 3, H, W) in [0, 1] at the map size -> (B, C_feat, h, w)."""
         return self.encoder(photo)
+
+    def forward(self, kind: str, *args, **kwargs):
+        """Training entry points, so that a DDP wrapper sees every forward: ``("vae", x, generator)`` ->
+        (reconstruction, posterior); ``("denoise", noisy, t, freq_index, photos, drop, group)`` -> eps."""
+        if kind == "vae":
+            x, generator = args
+            post = self.vae.encode(x).latent_dist
+            return self.vae.decode(post.sample(generator)).sample, post
+        if kind == "denoise":
+            noisy, t, freq_index, photos, drop, group = args
+            feats = self.features(photos)
+            feats = torch.where(drop[:, None, None, None], torch.zeros_like(feats), feats)
+            if group > 1:
+                feats = feats.repeat_interleave(group, dim=0)
+            return self.denoiser(noisy, t, freq_index, feats, group=group)
+        raise ValueError(f"unknown forward kind '{kind}'")
 
     def count_parameters(self) -> dict:
         n = lambda m: sum(p.numel() for p in m.parameters()) if m is not None else 0  # noqa: E731

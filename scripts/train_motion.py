@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""Train the motion model, one stage at a time: vae -> unet (stage 1) -> freq (stage 2, frequency attention).
+
+    python scripts/train_motion.py --stage vae  --data /work/datasets/gid_v1 --out runs/motion --steps 3000
+    python scripts/train_motion.py --stage unet --data ... --out runs/motion --init runs/motion/vae/model.pt
+    python scripts/train_motion.py --stage freq --data ... --out runs/motion --init runs/motion/unet/model.pt
+    python scripts/train_motion.py --ship runs/motion/freq/model.pt   # -> backend/assets/motion_default.pt (fp16)
+
+Running the same command again resumes from ``<out>/<stage>/state.pt``. The config is saved with every checkpoint
+and checked on resume and on ``--init``. CPU by default; on GPUs: ``accelerate launch scripts/train_motion.py ...``
+(one process per GPU, DDP).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+from backend.motion.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from backend.motion.config import MotionConfig, tiny_config  # noqa: E402
+from backend.motion.predictor import DEFAULT_CHECKPOINT  # noqa: E402
+from backend.motion.training import STAGES, Trainer, TrainOptions  # noqa: E402
+
+PRESETS = {"default": MotionConfig, "tiny": tiny_config}
+
+
+def load_config(spec: str) -> MotionConfig:
+    if spec in PRESETS:
+        return PRESETS[spec]()
+    with open(spec) as f:
+        return MotionConfig.from_dict(json.load(f))
+
+
+def ship(src: str, dst: str) -> None:
+    model, payload = load_checkpoint(src)
+    save_checkpoint(dst, model, half=True, extra=payload.get("extra", {}))
+    size = os.path.getsize(dst) / 2 ** 20
+    print(f"wrote {dst}: {size:.1f} MB (fp16), {sum(model.count_parameters().values()) / 1e6:.2f}M parameters")
+    if size > 25:
+        print("warning: over the 25 MB limit for checkpoints committed to the repo", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--stage", choices=STAGES)
+    p.add_argument("--data", help="dataset root written by scripts/build_dataset.py")
+    p.add_argument("--out", default="runs/motion", help="run folder (default runs/motion)")
+    p.add_argument("--config", default="default", help="'default', 'tiny' or a JSON file of MotionConfig")
+    p.add_argument("--init", help="previous stage's model.pt (unet: vae's, freq: unet's)")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--val-every", type=int, default=250)
+    p.add_argument("--max-windows", type=int, help="cache latents of at most this many training windows")
+    p.add_argument("--max-minutes", type=float, help="stop and save after this wall time (resume later)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ship", metavar="MODEL_PT", help="write MODEL_PT as the shipped fp16 default and exit")
+    p.add_argument("--ship-to", default=DEFAULT_CHECKPOINT)
+    p.add_argument("-q", "--quiet", action="store_true")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    try:
+        if a.ship:
+            ship(a.ship, a.ship_to)
+            return 0
+        if not a.stage or not a.data:
+            p.error("--stage and --data are required (or --ship)")
+        from backend.data.dataset import MotionDataset, load_stats
+
+        lr = a.lr or {"vae": 1e-3, "unet": 3e-4, "freq": 2e-4}[a.stage]
+        opts = TrainOptions(stage=a.stage, out=a.out, steps=a.steps, batch=a.batch, lr=lr, val_every=a.val_every,
+                            seed=a.seed, max_windows=a.max_windows, init=a.init, max_minutes=a.max_minutes)
+        stats = load_stats(a.data)
+        trainer = Trainer(opts, load_config(a.config), MotionDataset(a.data, split="train"),
+                          MotionDataset(a.data, split="val"), stats["scales"], progress=not a.quiet)
+        result = trainer.fit()
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0 if result["complete"] else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
