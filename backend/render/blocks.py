@@ -1,0 +1,84 @@
+"""Building blocks of the renderer: residual blocks, the ResNet-style feature encoder, the synthesis decoder.
+
+Plain convolutions and ReLUs without normalisation layers (batches are small, and the same weights must work on
+one photo and on a batch of frames). Shapes: images (B, 3, H, W) in [0, 1]; H and W are multiples of
+``2 ** (levels - 1)`` (callers pad, see :func:`backend.render.model.pad_to_multiple`).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def conv3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+
+
+class ResBlock(nn.Module):
+    """x + conv(relu(conv(x))), then ReLU."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = conv3(channels, channels)
+        self.conv2 = conv3(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.conv2(F.relu(self.conv1(x))))
+
+
+class FeatureEncoder(nn.Module):
+    """ResNet-style encoder: one feature map per level, level s at 1 / 2**s resolution with ``channels[s]``
+    channels. (B, 3, H, W) -> [(B, c0, H, W), (B, c1, H/2, W/2), ...]."""
+
+    def __init__(self, channels):
+        super().__init__()
+        stages = []
+        cin = 3
+        for s, c in enumerate(channels):
+            stages.append(nn.Sequential(conv3(cin, c, stride=1 if s == 0 else 2), nn.ReLU(), ResBlock(c)))
+            cin = c
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, image: torch.Tensor) -> list:
+        feats = []
+        x = image
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+
+class SynthesisDecoder(nn.Module):
+    """Coarse-to-fine decoder over warped features.
+
+    ``inputs[s]`` (B, in_channels[s], H / 2**s, W / 2**s) are the splatted features of level s (with their
+    coverage). Level by level from the coarsest: fuse, upsample, concatenate the next finer level, fuse. Returns
+    a (B, 3, H, W) correction whose last layer starts at zero, so an untrained renderer outputs its base image.
+    """
+
+    def __init__(self, in_channels, channels):
+        super().__init__()
+        n = len(channels)
+        self.fuse = nn.ModuleList()
+        self.up = nn.ModuleList()
+        for s in reversed(range(n)):
+            extra = channels[s] if s < n - 1 else 0  # upsampled coarser decoder state
+            self.fuse.append(nn.Sequential(conv3(in_channels[s] + extra, channels[s]), nn.ReLU(),
+                                           ResBlock(channels[s])))
+            if s > 0:
+                self.up.append(conv3(channels[s], channels[s - 1]))
+        self.head = conv3(channels[0], 3)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, inputs: list) -> torch.Tensor:
+        n = len(inputs)
+        x = None
+        for i, s in enumerate(reversed(range(n))):
+            feats = inputs[s] if x is None else torch.cat([inputs[s], x], dim=1)
+            x = self.fuse[i](feats)
+            if s > 0:
+                x = F.interpolate(x, size=inputs[s - 1].shape[-2:], mode="bilinear", align_corners=False)
+                x = F.relu(self.up[i](x))
+        return self.head(x)

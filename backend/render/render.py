@@ -1,0 +1,181 @@
+"""Render neural frames: photo + spectral volume + per-frame modal coordinates -> frames (PNG or EXR files).
+
+Frames are rendered in the requested order in small batches (the photo is encoded once) and each file is
+written as soon as it is finished, so callers can stream them. ``callback(done, total)`` runs after every frame;
+raise from it (e.g. a job's cancel exception) to stop: the files this call wrote are then deleted, so a cancelled
+render never leaves a partial sequence behind.
+
+Files: ``<prefix><frame:04d>.png`` (8-bit sRGB, as the photo) or ``.exr`` (float32, scene-linear: sRGB decoded,
+as Blender expects EXR). Frame numbers are the caller's (scene frames), so an image sequence maps file number to
+scene frame one to one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from addon.core.spectral import SpectralVolume
+
+from .frames import check_coordinates, fit_volume, modal_flows, motion_weight
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("png", "exr")
+DEFAULT_LONG_SIDE = 512  # default render size: the photo's aspect, longer side at most this
+MAX_SIDE = 4096
+PIXELS_PER_BATCH = 4 * 256 * 160  # frames per batch: about this many pixels
+
+
+class Cancelled(Exception):
+    """Raised from a progress callback to stop a render."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderSettings:
+    """Output frame numbers (scene frames, >= 0, in output order), file format and size ((W, H) or None for the
+    photo's aspect with the longer side at most 512)."""
+
+    frames: tuple
+    format: str = "png"
+    size: tuple | None = None
+
+    def __post_init__(self):
+        frames = tuple(self.frames)
+        if not frames:
+            raise ValueError("no frames asked for: give at least one frame number")
+        for f in frames:
+            if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < 0:
+                raise ValueError(f"frame numbers must be whole numbers >= 0 (scene frames), got {f!r}")
+        if len(set(frames)) != len(frames):
+            raise ValueError("frame numbers repeat: ask for each frame once")
+        object.__setattr__(self, "frames", tuple(int(f) for f in frames))
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown frame format '{self.format}': use one of {', '.join(FORMATS)}")
+        if self.size is not None:
+            try:
+                w, h = (int(v) for v in self.size)
+            except (TypeError, ValueError):
+                raise ValueError(f"size must be (width, height), got {self.size!r}") from None
+            if not (16 <= w <= MAX_SIDE and 16 <= h <= MAX_SIDE):
+                raise ValueError(f"size {w}x{h} is out of range: use 16..{MAX_SIDE} pixels per side")
+            object.__setattr__(self, "size", (w, h))
+
+
+def output_size(photo_size, size=None) -> tuple:
+    """(W, H) of the rendered frames for a photo of ``photo_size`` (W, H)."""
+    if size is not None:
+        return tuple(int(v) for v in size)
+    w, h = photo_size
+    scale = min(1.0, DEFAULT_LONG_SIDE / max(w, h))
+    return max(16, int(round(w * scale))), max(16, int(round(h * scale)))
+
+
+def frame_filename(frame: int, fmt: str = "png", prefix: str = "frame_") -> str:
+    return f"{prefix}{int(frame):04d}.{fmt}"
+
+
+def _resize(photo: np.ndarray, size) -> np.ndarray:
+    if (photo.shape[1], photo.shape[0]) == tuple(size):
+        return photo
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(photo).resize(tuple(size), Image.Resampling.LANCZOS))
+
+
+def check_photo(photo) -> np.ndarray:
+    photo = np.asarray(photo)
+    if photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype != np.uint8:
+        raise ValueError(f"the photo must be RGB uint8 of shape (H, W, 3), got {photo.dtype} {photo.shape}")
+    if min(photo.shape[:2]) < 16:
+        raise ValueError(f"the photo is {photo.shape[1]}x{photo.shape[0]}: use at least 16 pixels per side")
+    return photo
+
+
+def iter_frames(model, photo: np.ndarray, volume: SpectralVolume, q, *, size=None,
+                device: torch.device | str = "cpu", batch_size: int | None = None) -> Iterator[np.ndarray]:
+    """Yield frames float32 (n, H, W, 3) in [0, 1] (sRGB), one batch at a time, for modal coordinates q (N, K)."""
+    photo = check_photo(photo)
+    q = check_coordinates(q, volume.k)
+    w, h = output_size((photo.shape[1], photo.shape[0]), size)
+    image = _resize(photo, (w, h))
+    volume = fit_volume(volume, w, h)
+    device = torch.device(device)
+    if batch_size is None:
+        batch_size = max(1, PIXELS_PER_BATCH // (w * h))
+    with torch.no_grad():
+        coeffs = torch.from_numpy(np.ascontiguousarray(volume.coeffs)).to(device)
+        weight = motion_weight(coeffs)
+        src = torch.from_numpy(np.array(image, copy=True)).to(device).permute(2, 0, 1)[None].float() / 255.0
+        state = model.prepare(src)
+        for start in range(0, len(q), batch_size):
+            flow = modal_flows(coeffs, q[start:start + batch_size])  # (n, 2, H, W)
+            out = model.frames(state, flow, weight).clamp(0.0, 1.0)
+            yield out.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def write_frame(path: str, rgb: np.ndarray, fmt: str) -> None:
+    """Write one frame float (H, W, 3) in [0, 1] sRGB as 8-bit PNG or linear float32 EXR (atomic rename)."""
+    import cv2
+
+    tmp = f"{path}.part.{fmt}"
+    if fmt == "png":
+        data = np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
+    else:
+        os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+        data = srgb_to_linear(rgb)
+    if not cv2.imwrite(tmp, np.ascontiguousarray(data[..., ::-1])):
+        raise OSError(f"could not write frame '{path}': check that the folder is writable and has space")
+    os.replace(tmp, path)
+
+
+def render_sequence(model, photo: np.ndarray, volume: SpectralVolume, q, settings: RenderSettings, out_dir,
+                    *, prefix: str = "frame_", device="cpu",
+                    callback: Callable[[int, int], None] | None = None,
+                    on_frame: Callable[[int, str], None] | None = None) -> list:
+    """Render ``settings.frames`` (with modal coordinates ``q``, one row per frame) into ``out_dir``.
+
+    Returns the written paths in frame order. ``on_frame(frame, path)`` runs after each file is in place (for
+    streaming), then ``callback(done, total)``. On any exception (cancel included) the files written by this call
+    are removed before it propagates."""
+    q = check_coordinates(q, volume.k, len(settings.frames))
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    written: list = []
+    total = len(settings.frames)
+    try:
+        done = 0
+        for batch in iter_frames(model, photo, volume, q, size=settings.size, device=device):
+            for rgb in batch:
+                frame = settings.frames[done]
+                path = os.path.join(out_dir, frame_filename(frame, settings.format, prefix))
+                write_frame(path, rgb, settings.format)
+                written.append(path)
+                done += 1
+                if on_frame is not None:
+                    on_frame(frame, path)
+                if callback is not None:
+                    callback(done, total)
+    except BaseException:
+        for path in written:
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+        log.info("render stopped after %d of %d frames; removed the partial sequence", len(written), total)
+        raise
+    return written
+
+
+def frames_from_range(first: int, last: int) -> Sequence[int]:
+    if last < first:
+        raise ValueError(f"frame range {first}..{last} is empty: the last frame must not come before the first")
+    return tuple(range(first, last + 1))

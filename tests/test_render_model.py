@@ -1,0 +1,237 @@
+"""Neural renderer (backend/render): splatting conserves weight, zero motion gives the photo back, losses and
+metrics are exact, checkpoints round-trip and reject mismatches, training decreases the loss and resumes exactly."""
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from backend.render import RendererConfig, build_renderer
+from backend.render import checkpoint
+from backend.render.losses import gradient_l1, psnr, render_loss, ssim
+from backend.render.splatting import downsample_flow, motion_metric, pyramid_splat
+from backend.render.training import TrainConfig, train
+
+TINY = RendererConfig(channels=(4, 6, 8))
+
+
+def _photo(h=40, w=56, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, h, w, generator=g)
+
+
+def _smooth_flow(n, h, w, amp, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(n, 2, 3, 4, generator=g)
+    return torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False) * amp
+
+
+# ---------------------------------------------------------------------------------------------------- splatting
+
+def test_pyramid_splat_conserves_weight_at_every_level():
+    h, w = 32, 48
+    # Flow that keeps every source inside the image: a contraction toward the centre by up to 3 px.
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
+    flow = torch.stack([(w / 2 - xs) * 0.12, (h / 2 - ys) * 0.12])[None]
+    weight = flow.pow(2).sum(1, keepdim=True)
+    metric = motion_metric(weight, 20.0, 1.0)
+    levels = [torch.ones(1, 5, h, w), torch.ones(1, 3, h // 2, w // 2), torch.ones(1, 2, h // 4, w // 4)]
+    for s, (warped, coverage) in enumerate(pyramid_splat(levels, flow, metric)):
+        # Every source pixel's bilinear weights sum to 1 and all land inside: total coverage = source pixels.
+        assert coverage.sum().item() == pytest.approx((h >> s) * (w >> s), rel=1e-5)
+        # Normalised: a constant feature map stays exactly constant wherever anything lands.
+        covered = coverage[0, 0] > 0
+        assert torch.allclose(warped[0][:, covered], torch.ones(1), atol=1e-5)
+    assert torch.allclose(downsample_flow(flow, 2), torch.nn.functional.avg_pool2d(flow, 4) / 4)
+
+
+def test_metric_is_rescaled_rms_motion():
+    weight = torch.tensor([[[[0.0, 1.0], [4.0, 16.0]]]])  # rms 0, 1, 2, 4 px
+    m = motion_metric(weight, 20.0, 1.0)
+    assert torch.allclose(m, torch.tensor([[[[0.0, 5.0], [10.0, 20.0]]]]))
+    # Sub-pixel motion (peak rms 0.5 px) is not stretched to the full range: the peak counts as 1 px.
+    assert torch.allclose(motion_metric(weight / 64.0, 20.0, 1.0), torch.tensor([[[[0.0, 2.5], [5.0, 10.0]]]]))
+
+
+# ---------------------------------------------------------------------------------------------------- renderer
+
+@pytest.mark.parametrize("kind", ["pyramid", "baseline"])
+def test_untrained_zero_motion_is_the_photo_at_any_size(kind):
+    torch.manual_seed(0)
+    model = build_renderer(RendererConfig(kind=kind, channels=(4, 6, 8))).eval()
+    for h, w in ((40, 56), (37, 51)):  # the second is padded internally to a multiple of 4
+        img = _photo(h, w)
+        with torch.no_grad():
+            out = model(img, torch.zeros(2, 2, h, w), torch.zeros(1, 1, h, w))
+        assert out.shape == (2, 3, h, w)
+        assert torch.equal(out[0], img[0]) and torch.equal(out[1], img[0])
+
+
+def test_renderer_is_deterministic_and_frames_match_single_calls():
+    torch.manual_seed(1)
+    model = build_renderer(TINY).eval()
+    torch.nn.init.normal_(model.decoder.head.weight, std=0.05)  # make the decoder matter
+    img = _photo()
+    flow = _smooth_flow(3, 40, 56, 3.0)
+    weight = flow[:1].pow(2).sum(1, keepdim=True)
+    with torch.no_grad():
+        a = model(img, flow, weight)
+        b = model(img, flow, weight)
+        state = model.prepare(img)
+        singles = torch.cat([model.frames(state, flow[i:i + 1], weight) for i in range(3)])
+    assert torch.equal(a, b)
+    assert torch.allclose(a, singles, atol=1e-6)
+    assert not torch.allclose(a[0], a[1])
+
+
+def test_bad_inputs_say_what_is_wrong():
+    model = build_renderer(TINY)
+    img = _photo()
+    with pytest.raises(ValueError, match="flow must have shape"):
+        model(img, torch.zeros(1, 2, 10, 10), torch.zeros(1, 1, 10, 10))
+    with pytest.raises(ValueError, match="weight must have shape"):
+        model(img, torch.zeros(1, 2, 40, 56), torch.zeros(1, 2, 40, 56))
+    with pytest.raises(ValueError, match="image must have shape"):
+        model(img[:, :1], torch.zeros(1, 2, 40, 56), torch.zeros(1, 1, 40, 56))
+    with pytest.raises(ValueError, match="unknown"):
+        RendererConfig(kind="unet")
+
+
+# ---------------------------------------------------------------------------------------------------- losses
+
+def test_losses_and_metrics_are_exact():
+    a = _photo(32, 32) * 0.8
+    assert ssim(a, a).item() == pytest.approx(1.0, abs=1e-6)
+    assert psnr(a, a + 0.1).item() == pytest.approx(20.0, abs=1e-4)  # mse 0.01
+    assert gradient_l1(a, a + 0.3).item() == pytest.approx(0.0, abs=1e-7)  # a constant offset has no gradient
+    assert ssim(a, 1.0 - a).item() < 0.0  # anti-correlated structure
+    total, parts = render_loss(a, a)
+    assert total.item() == pytest.approx(0.0, abs=1e-6) and parts["l1"] == 0.0
+
+
+# ---------------------------------------------------------------------------------------------------- checkpoints
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    torch.manual_seed(2)
+    model = build_renderer(TINY)
+    path = tmp_path / "r.pt"
+    checkpoint.save(path, model, meta={"note": "x"})
+    loaded, meta = checkpoint.load(path)
+    assert meta["note"] == "x" and meta["model_id"].startswith("gid-renderer@")
+    assert loaded.config == TINY
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+    with pytest.raises(ValueError, match="another config"):
+        checkpoint.load(path, expect=RendererConfig(channels=(4, 6, 10)))
+    with pytest.raises(FileNotFoundError, match="train_renderer"):
+        checkpoint.load(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot be read"):
+        checkpoint.load(tmp_path / "junk.pt")
+    torch.save({"format": "something-else"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an image-dynamics renderer"):
+        checkpoint.load(tmp_path / "other.pt")
+    payload = checkpoint.read(path)
+    payload["state_dict"].pop(next(iter(payload["state_dict"])))
+    torch.save(payload, tmp_path / "cut.pt")
+    with pytest.raises(ValueError, match="missing"):
+        checkpoint.load(tmp_path / "cut.pt")
+
+
+# ---------------------------------------------------------------------------------------------------- training
+
+class _Pairs:
+    """In-memory pairs: I_t is I_0 shifted by the flow (1 or 2 px) and brightened (something to learn)."""
+
+    def __init__(self, n=6, h=24, w=32):
+        self.items = []
+        for i in range(n):
+            g = torch.Generator().manual_seed(i)
+            i0 = torch.rand(3, h, w, generator=g)
+            dx = 1.0 + (i % 2)
+            it = torch.roll(i0, shifts=int(dx), dims=-1) + 0.15
+            flow = torch.zeros(2, h, w)
+            flow[0] = dx
+            self.items.append({"i0": i0, "it": it, "flow": flow, "weight": torch.full((h, w), dx * dx),
+                               "t": 5, "group": "real:c" if i % 2 else "synth:s", "source": "test"})
+        self.groups = [it["group"] for it in self.items]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny training steps are fastest on one thread (and do not fight the machine's other jobs)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _cfg(**kw):
+    base = dict(steps=8, batch_size=2, crop=16, lr=3e-3, log_every=1, checkpoint_seconds=0.0, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_resumes_exactly_after_an_interruption(tmp_path, one_thread):
+    data = _Pairs()
+    torch.manual_seed(0)
+    full = train(TINY, _cfg(), data, str(tmp_path / "full"))
+    assert full["steps"] == 8
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_4(info):
+        if info["step"] == 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(TINY, _cfg(), data, str(tmp_path / "cut"), progress=stop_at_4)
+    # Killed during step 4's report: the last checkpoint (written every step here) holds step 3.
+    assert checkpoint.read(tmp_path / "cut" / "last.pt")["train"]["step"] == 3
+    resumed = train(TINY, _cfg(), data, str(tmp_path / "cut"))
+    assert resumed["steps"] == 8 and resumed["steps_this_run"] == 5
+    a, _ = checkpoint.load(tmp_path / "full" / "renderer.pt")
+    b, _ = checkpoint.load(tmp_path / "cut" / "renderer.pt")
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    with pytest.raises(ValueError, match="another --out folder"):
+        train(RendererConfig(channels=(4, 6)), _cfg(), data, str(tmp_path / "cut"))
+
+
+def test_training_lowers_the_loss(one_thread):
+    data = _Pairs()
+    losses = []
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        train(TINY, _cfg(steps=40, lr=1e-2, grad_clip=0.0, log_every=5, checkpoint_seconds=600.0), data, tmp, progress=lambda i: losses.append(i["loss"]))
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+# ---------------------------------------------------------------------------------------------------- shipped
+
+def test_shipped_renderer_reproduces_the_photo_without_motion():
+    """After training, zero motion must still give the photo back (PSNR bound) on a real photo."""
+    from PIL import Image
+
+    assert os.path.isfile(checkpoint.DEFAULT_CHECKPOINT), "the default renderer checkpoint must ship"
+    assert os.path.getsize(checkpoint.DEFAULT_CHECKPOINT) <= 25 * 2 ** 20
+    model, meta = checkpoint.load()
+    photo = os.path.join(os.path.dirname(__file__), "..", "backend", "assets", "sample_meadow.mp4")
+    from backend.video import read_clip
+
+    frame = read_clip(photo, size=(256, 160)).frames[0]
+    img = torch.from_numpy(np.asarray(frame)).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        out = model(img, torch.zeros(1, 2, 160, 256), torch.zeros(1, 1, 160, 256)).clamp(0, 1)
+    assert psnr(out, img).item() > 35.0
+    assert math.isfinite(meta.get("val_real_psnr", float("nan")))
