@@ -20,11 +20,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one thread per worker process
+    os.environ.setdefault(_var, "1")
 
 from tqdm import tqdm  # noqa: E402
 
 from backend.data.build import (BuildConfig, assemble_card, init_worker, job_done, plan_jobs,  # noqa: E402
-                                run_in_worker)
+                                run_in_worker, run_job)
 from backend.data.shards import clean_partial, write_json  # noqa: E402
 from backend.data.stats import dataset_stats, save_stats  # noqa: E402
 
@@ -59,7 +61,7 @@ def parse_args(argv=None):
                    help="synthetic camera-shake and static clips (each) checked against the rejection rules")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk", type=int, default=24, help="windows per shard (default 24)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2; 0 = in this process)")
     p.add_argument("--no-plot", action="store_true", help="skip the Fig. 2 plot")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
@@ -111,7 +113,8 @@ def main(argv=None) -> int:
         except ValueError as e:
             raise SystemExit(f"error: {e}") from None
     jobs = plan_jobs(cfg, clip_frames)
-    size = lambda j: len(j["scenes"]) if j["type"] == "synthetic" else len(j.get("starts", [])) or 1  # noqa: E731
+    size = lambda j: {"synthetic": len(j.get("scenes", [])), "real": len(j.get("starts", [])),  # noqa: E731
+                      "negative": 1}[j["type"]]
     logs = {j["name"]: job_done(cfg.root, j["name"]) for j in jobs}
     todo = [j for j in jobs if logs[j["name"]] is None]
     total = sum(size(j) for j in jobs)
@@ -119,51 +122,38 @@ def main(argv=None) -> int:
     print(f"{len(jobs)} jobs ({len(todo)} to run), {total} windows; {cfg.synthetic} synthetic scenes, "
           f"{len(cfg.videos)} clips, {a.workers} workers", flush=True)
 
-    ctx = mp.get_context("spawn")
-    ticks = ctx.Queue()
-    pool = ctx.Pool(a.workers, initializer=init_worker, initargs=(ticks, level))
     t_run = time.perf_counter()
-    new_windows = 0
+    ran = []
+    pool = None
     try:
-        pending = [pool.apply_async(run_in_worker, ((j, cfg),)) for j in sorted(todo, key=lambda j: -size(j))]
-        with tqdm(total=total, initial=done_before, desc="windows", unit="win", smoothing=0.05) as bar:
-            while pending:
-                try:
-                    n = ticks.get(timeout=0.5)
-                    bar.update(n)
-                    new_windows += n
-                except queue.Empty:
-                    pass
-                still = []
-                for r in pending:
-                    if r.ready():
-                        res = r.get()  # re-raises a worker's exception
-                        logs[res["name"]] = res
-                    else:
-                        still.append(r)
-                pending = still
-            while True:  # drain late ticks
-                try:
-                    n = ticks.get_nowait()
-                    bar.update(n)
-                    new_windows += n
-                except queue.Empty:
-                    break
+        with tqdm(total=total, initial=done_before, desc="windows", unit="win", smoothing=0.05,
+                  mininterval=0.5 if sys.stderr.isatty() else 10.0) as bar:
+            if a.workers == 0:  # in this process (debugging, tests)
+                for j in todo:
+                    ran.append(run_job(j, cfg, bar.update))
+            else:
+                ctx = mp.get_context("spawn")
+                ticks = ctx.Queue()
+                pool = ctx.Pool(a.workers, initializer=init_worker, initargs=(ticks, level))
+                ran = _run_pool(pool, ticks, sorted(todo, key=lambda j: -size(j)), cfg, bar)
+        for res in ran:
+            logs[res["name"]] = res
         run_seconds = time.perf_counter() - t_run
-        rate = new_windows / max(run_seconds, 1e-9)
-        print(f"rate: {new_windows} windows in {run_seconds:.0f} s = {rate:.2f} windows/s "
-              f"({rate / max(a.workers, 1):.2f} per worker)", flush=True)
+        _print_rate(ran, run_seconds, max(a.workers, 1))
+        new_windows = sum(r.get("windows", 0) for r in ran if r["type"] != "negative")
         job_seconds = sum(lg["seconds"] for lg in logs.values())
         card = assemble_card(cfg, jobs, logs, job_seconds, new_windows, run_seconds)
         t0 = time.perf_counter()
-        stats = dataset_stats(cfg.root, card, pool.imap_unordered)
+        stats = dataset_stats(cfg.root, card, pool.imap_unordered if pool is not None else map)
     except KeyboardInterrupt:
-        pool.terminate()
+        if pool is not None:
+            pool.terminate()
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         return 130
     finally:
-        pool.close()
-        pool.join()
+        if pool is not None:
+            pool.close()
+            pool.join()
     save_stats(os.path.join(cfg.root, "stats.npz"), stats)
     card["stats"] = {"file": "stats.npz", "percentile": float(stats["percentile"]),
                      "scales": [round(float(s), 6) for s in stats["scales"]],
@@ -172,12 +162,47 @@ def main(argv=None) -> int:
     if not a.no_plot:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import plot_dataset
-        plot_dataset.plot(cfg.root, os.path.join(cfg.root, "fig2.png"))
+        plot_dataset.plot(cfg.root, os.path.join(cfg.root, "fig2.png"), card=card)
         card["figure"] = "fig2.png"
     card["time"]["seconds_wall_this_run"] = round(time.perf_counter() - t_start, 1)
     write_json(os.path.join(cfg.root, "card.json"), card)  # last: its existence means "complete"
     _summary(card)
     return 0
+
+
+def _run_pool(pool, ticks, jobs, cfg, bar) -> list:
+    pending = [pool.apply_async(run_in_worker, ((j, cfg),)) for j in jobs]
+    done = []
+    while pending:
+        try:
+            bar.update(ticks.get(timeout=0.5))
+        except queue.Empty:
+            pass
+        still = []
+        for r in pending:
+            if r.ready():
+                done.append(r.get())  # re-raises a worker's exception
+            else:
+                still.append(r)
+        pending = still
+    while True:  # late ticks
+        try:
+            bar.update(ticks.get_nowait())
+        except queue.Empty:
+            return done
+
+
+def _print_rate(ran: list, seconds: float, workers: int) -> None:
+    syn = [r for r in ran if r["type"] == "synthetic"]
+    real = [r for r in ran if r["type"] == "real"]
+    n_syn, n_real = sum(r["windows"] for r in syn), sum(r["windows"] for r in real)
+    rate = (n_syn + n_real) / max(seconds, 1e-9)
+    print(f"rate: {n_syn + n_real} windows ({n_syn} synthetic, {n_real} real) in {seconds:.0f} s = {rate:.2f} "
+          f"windows/s on {workers} workers", flush=True)
+    for name, group, n in (("synthetic", syn, n_syn), ("real", real, n_real)):
+        if n:
+            cpu = sum(r["seconds"] for r in group)
+            print(f"  {name}: {cpu / n:.2f} s per window per worker ({n / cpu:.2f} windows/s per worker)")
 
 
 def _summary(card: dict) -> None:

@@ -27,7 +27,7 @@ def _hist_after(counts_k, edges_log10, scale, bins):
     return h
 
 
-def plot(root, out, show_bins=(1, 3, 6, 10, 15)) -> str:
+def plot(root, out, show_bins=(1, 3, 6, 10, 15), card=None) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -35,9 +35,11 @@ def plot(root, out, show_bins=(1, 3, 6, 10, 15)) -> str:
     st = load_stats(root)
     card_path = os.path.join(root, "card.json")
     title = os.path.basename(os.path.normpath(root))
-    if os.path.isfile(card_path):
+    if card is None and os.path.isfile(card_path):
         with open(card_path) as f:
-            c = json.load(f)["counts"]["motion"]
+            card = json.load(f)
+    if card is not None:
+        c = card["counts"]["motion"]
         title += f" ({c['synthetic']} synthetic + {c['real']} real windows)"
     else:
         title += f" ({int(st['num_windows'])} train windows)"
@@ -58,10 +60,12 @@ def plot(root, out, show_bins=(1, 3, 6, 10, 15)) -> str:
     centres = 0.5 * (edges[:-1] + edges[1:])
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(show)))
     zbins = np.linspace(0, 3, 61)
+    merge = 10  # 1/20 decade per plotted bin
+    nb = (len(centres) // merge) * merge
+    coarse = centres[:nb].reshape(-1, merge).mean(1)
     for b, col in zip(show, colours):
-        n = counts[b, 1:].astype(np.float64)
-        nz = n / max(n.sum(), 1)
-        ax[1].plot(10 ** centres, nz, color=col, label=f"{freqs[b]:.1f} Hz")
+        n = counts[b, 1:nb + 1].astype(np.float64).reshape(-1, merge).sum(1)
+        ax[1].plot(10 ** coarse, n / max(n.sum(), 1), color=col, label=f"{freqs[b]:.1f} Hz")
         hz = _hist_after(counts[b], edges, float(st["scales"][b]), zbins)
         ax[2].plot(0.5 * (zbins[1:] + zbins[:-1]), hz / max(hz.sum(), 1), color=col, label=f"{freqs[b]:.1f} Hz")
     ax[1].set_xscale("log")

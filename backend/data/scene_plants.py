@@ -183,7 +183,7 @@ def candle(ctx: Ctx, x, base_y, zoom, draught: float = 1.0):
     a = ctx.amplitude * 0.7 * lf / (0.22 * h) * draught * r.uniform(0.6, 1.4)
     side = sway(r, ctx.timing, f0, (a, 0.0, 0.0), r.uniform(0, 2 * np.pi), turbulence=0.2, slope=0.8)
     flick = sway(r, ctx.timing, r.uniform(2.0, 3.0), (0.0, 0.0, r.uniform(0.05, 0.1)), r.uniform(0, 2 * np.pi),
-                 second=0.0, turbulence=0.25, slope=0.5, cross=0.0)
+                 second=0.0, turbulence=0.25, slope=0.5, cross=0.0, gust=0.0)
     parts.append(Strip("flame", LAYER_TOP, x, top - 0.01 * h * zoom, lf, 0.2 * lf, power=1.5,
                        modes=concat_modes(side, flick), colour=(1.0, 0.5, 0.12), tip_colour=(1.0, 0.96, 0.8),
                        tex=ctx.tex()))
