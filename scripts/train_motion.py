@@ -37,6 +37,19 @@ def load_config(spec: str) -> MotionConfig:
         return MotionConfig.from_dict(json.load(f))
 
 
+class Windows(torch.utils.data.ConcatDataset):
+    """The windows of one split of several dataset roots, one after the other."""
+
+    def __init__(self, roots, split):
+        from backend.data.dataset import MotionDataset
+        from backend.motion.training import dataset_key
+
+        parts = [MotionDataset(r, split=split) for r in roots]
+        super().__init__(parts)
+        self.split = split
+        self.cache_key = "+".join(dataset_key(p) for p in parts)
+
+
 def ship(src: str, dst: str) -> None:
     model, payload = load_checkpoint(src)
     save_checkpoint(dst, model, half=True, extra=payload.get("extra", {}))
@@ -49,7 +62,8 @@ def ship(src: str, dst: str) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--stage", choices=STAGES)
-    p.add_argument("--data", help="dataset root written by scripts/build_dataset.py")
+    p.add_argument("--data", help="dataset root written by scripts/build_dataset.py (several: comma-separated; "
+                                  "the first one's stats.npz sets the normalisation)")
     p.add_argument("--out", default="runs/motion", help="run folder (default runs/motion)")
     p.add_argument("--config", default="default", help="'default', 'tiny' or a JSON file of MotionConfig")
     p.add_argument("--init", help="previous stage's model.pt (unet: vae's, freq: unet's)")
@@ -74,14 +88,15 @@ def main(argv=None) -> int:
             return 0
         if not a.stage or not a.data:
             p.error("--stage and --data are required (or --ship)")
-        from backend.data.dataset import MotionDataset, load_stats
+        from backend.data.dataset import load_stats
 
         lr = a.lr or {"vae": 1e-3, "unet": 3e-4, "freq": 2e-4}[a.stage]
         opts = TrainOptions(stage=a.stage, out=a.out, steps=a.steps, batch=a.batch, lr=lr, val_every=a.val_every,
                             seed=a.seed, max_windows=a.max_windows, init=a.init, max_minutes=a.max_minutes)
-        stats = load_stats(a.data)
-        trainer = Trainer(opts, load_config(a.config), MotionDataset(a.data, split="train"),
-                          MotionDataset(a.data, split="val"), stats["scales"], progress=not a.quiet)
+        roots = [r for r in a.data.split(",") if r]
+        stats = load_stats(roots[0])
+        trainer = Trainer(opts, load_config(a.config), Windows(roots, "train"), Windows(roots, "val"),
+                          stats["scales"], progress=not a.quiet)
         result = trainer.fit()
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

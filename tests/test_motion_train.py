@@ -66,14 +66,15 @@ def test_three_stages_train_resume_and_predict(tmp_path):
     assert vol.coeffs.shape == (16, 4, 48, 64) and np.isfinite(vol.coeffs).all()
 
 
-def test_stage_needs_init_and_matching_config(tmp_path):
+def test_stage_needs_init_and_a_matching_vae(tmp_path):
+    """The U-Net stage may change the denoiser's size but not the VAE it builds on."""
     with pytest.raises(ValueError, match="--init"):
         TrainOptions(stage="unet", out=str(tmp_path)).validate()
     out = tmp_path / "run"
     _train("vae", out, 2)
     other = tiny_config()
     import dataclasses
-    other = dataclasses.replace(other, unet=dataclasses.replace(other.unet, channels=(8, 8)))
+    other = dataclasses.replace(other, vae=dataclasses.replace(other.vae, channels=(8, 8, 8, 16)))
     opts = TrainOptions(stage="unet", out=str(out), steps=2, init=str(out / "vae" / "model.pt"))
-    with pytest.raises(CheckpointError, match=r"different config: unet\.channels"):
+    with pytest.raises(CheckpointError, match=r"different config: vae\.channels"):
         Trainer(opts, other, Windows(4, 0), Windows(2, 1), np.ones(16, np.float32), progress=False)

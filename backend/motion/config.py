@@ -18,7 +18,7 @@ class VAEConfig:
 @dataclass(frozen=True)
 class EncoderConfig:
     """Small ResNet over the photo: a stride-4 stem, one stride-2 stage per further entry of ``channels``."""
-    channels: tuple = (48, 96)
+    channels: tuple = (32, 64)
     out_channels: int = 16
     norm_groups: int = 8
 
@@ -26,7 +26,7 @@ class EncoderConfig:
 @dataclass(frozen=True)
 class UNetConfig:
     """diffusers ``UNet2DModel`` on [noisy latent | image features]; the frequency index is its class label."""
-    channels: tuple = (64, 128, 128)
+    channels: tuple = (48, 96, 96)
     attention: tuple = (False, True, True)   # self-attention (spatial) per resolution
     layers_per_block: int = 1
     head_dim: int = 32

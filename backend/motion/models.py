@@ -184,7 +184,8 @@ class MotionModel(nn.Module):
             feats = torch.where(drop[:, None, None, None], torch.zeros_like(feats), feats)
             if group > 1:
                 feats = feats.repeat_interleave(group, dim=0)
-            return self.denoiser(noisy, t, freq_index, feats, group=group)
+            # stage 1 slices are independent; stage 2 attends within each photo's group of K
+            return self.denoiser(noisy, t, freq_index, feats, group=group if self.denoiser.freq_attention else 1)
         raise ValueError(f"unknown forward kind '{kind}'")
 
     def count_parameters(self) -> dict:

@@ -30,6 +30,7 @@ from .sampler import make_scheduler
 log = logging.getLogger(__name__)
 
 STAGES = ("vae", "unet", "freq")
+SLICES_PER_PHOTO = 4  # stage 1: frequencies drawn per photo (the photo encoder runs once for them)
 
 
 @dataclass
@@ -150,6 +151,8 @@ def _photo(dataset, i) -> torch.Tensor:
 
 
 def dataset_key(dataset) -> str:
+    if getattr(dataset, "cache_key", None):
+        return dataset.cache_key
     root = getattr(dataset, "root", None)
     card = os.path.join(root, "card.json") if root else None
     if card and os.path.isfile(card):
@@ -198,12 +201,19 @@ class Trainer:
             return model
         prev, payload = load_checkpoint(o.init)
         want = config.with_stage2(o.stage == "freq")
-        diff = config_differences(prev.config.with_stage2(want.freq_attention.enabled), want)
+        if o.stage == "unet":  # only the VAE (and the data statistics) carry over from the VAE stage
+            diff = [d for d in config_differences(prev.config, want)
+                    if d.split(" ")[0].split(".")[0] in ("width", "height", "k", "vae")]
+            if diff:
+                raise CheckpointError(f"--init {o.init} was trained with a different config: {'; '.join(diff[:6])}")
+            model = MotionModel(want)
+            keep = {k: v for k, v in prev.state_dict().items()
+                    if k.startswith("vae.") or k in ("scales", "latent_mean", "latent_std")}
+            model.load_state_dict(keep, strict=False)
+            return model
+        diff = config_differences(prev.config.with_stage2(True), want)
         if diff:
             raise CheckpointError(f"--init {o.init} was trained with a different config: {'; '.join(diff[:6])}")
-        if o.stage == "unet":
-            prev.train()
-            return prev
         model = MotionModel(want)
         missing, unexpected = model.load_state_dict(prev.state_dict(), strict=False)
         if unexpected or any(not k.startswith("denoiser.freq_attention.") for k in missing):
@@ -287,7 +297,7 @@ class Trainer:
 
     def _vae_batch(self, dataset, rng) -> torch.Tensor:
         k, crop = self.config.k, self.opts.crop
-        per_window = 4
+        per_window = 8
         out = []
         for _ in range(max(1, self.opts.batch // per_window)):
             item = dataset[int(rng.integers(len(dataset)))]
@@ -301,14 +311,15 @@ class Trainer:
     def _diffusion_batch(self, cache: LatentCache, dataset, rng):
         """unet: ``batch`` (window, frequency) slices; freq: ``batch // K`` whole windows (>= 1)."""
         k = self.config.k
-        if self.opts.stage == "unet":
-            rows = rng.integers(len(cache), size=self.opts.batch)
-            ks = rng.integers(k, size=self.opts.batch)
+        if self.opts.stage == "unet":  # SLICES_PER_PHOTO random frequencies of batch / SLICES_PER_PHOTO photos
+            n = max(1, self.opts.batch // SLICES_PER_PHOTO)
+            rows = np.repeat(rng.integers(len(cache), size=n), SLICES_PER_PHOTO)
+            ks = np.concatenate([rng.choice(k, SLICES_PER_PHOTO, replace=False) for _ in range(n)])
             lat = torch.as_tensor(np.stack([cache.latents[r, q] for r, q in zip(rows, ks)]), dtype=torch.float32)
-            photos = torch.stack([_photo(dataset, cache.indices[r]) for r in rows])
+            photos = torch.stack([_photo(dataset, cache.indices[r]) for r in rows[::SLICES_PER_PHOTO]])
             t = torch.as_tensor(rng.integers(self.config.diffusion.num_train_timesteps, size=len(rows)))
-            drop = torch.as_tensor(rng.random(len(rows)) < self.config.cond_drop)
-            group = 1
+            drop = torch.as_tensor(rng.random(n) < self.config.cond_drop)
+            group = SLICES_PER_PHOTO
         else:
             n = max(1, self.opts.batch // k)
             rows = rng.integers(len(cache), size=n)
