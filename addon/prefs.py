@@ -1,9 +1,9 @@
-"""Add-on preferences (looked up through the package name, as extensions require). The backend is not wired in
-yet: these settings are stored for the local backend service."""
+"""Add-on preferences (looked up through the package name, as extensions require): where the backend service is,
+whether the add-on starts it (and with which Python or command), and the token it needs."""
 from __future__ import annotations
 
 import bpy
-from bpy.props import IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 ADDON_ID = __package__
 
@@ -13,25 +13,66 @@ class IMAGEDYN_AP_preferences(bpy.types.AddonPreferences):
 
     backend_host: StringProperty(
         name="Backend Host", default="127.0.0.1",
-        description="Host of the Image Dynamics backend service (127.0.0.1 = this computer)")
+        description="Host of the Image Dynamics backend service: 127.0.0.1 = this computer (also for an ssh "
+                    "tunnel to a GPU machine), or a full URL such as http://gpu-box:8765")
     backend_port: IntProperty(
         name="Backend Port", default=8765, min=1, max=65535,
         description="Port of the Image Dynamics backend service ('image-dynamics serve --port')")
+    backend_token: StringProperty(
+        name="Backend Token", default="", subtype="PASSWORD",
+        description="Token of a backend started with --token (empty = none)")
+    auto_start: BoolProperty(
+        name="Start Backend Automatically", default=False,
+        description="When no backend answers on this computer, start one with the Python or command below (on "
+                    "Backend Port) and use it")
     python_executable: StringProperty(
         name="Backend Python", subtype="FILE_PATH", default="",
-        description="Python interpreter with the image-dynamics backend installed, used to start the service "
-                    "(empty = start it yourself with 'image-dynamics serve')")
+        description="Python interpreter with the image-dynamics backend installed (runs 'python -m backend.cli "
+                    "serve'), e.g. the project's .venv/bin/python")
+    backend_command: StringProperty(
+        name="Backend Command", default="",
+        description="Command that runs the backend's CLI, e.g. /path/to/.venv/bin/image-dynamics (used instead "
+                    "of Backend Python when set; 'serve --port ...' is appended)")
+    backend_model: StringProperty(
+        name="Model", subtype="FILE_PATH", default="",
+        description="Motion checkpoint the started backend loads (empty = the shipped default)")
+    backend_device: EnumProperty(
+        name="Device", default="auto",
+        items=(("auto", "Auto", "CUDA when the backend's machine has a GPU, else the CPU"),
+               ("cpu", "CPU", "Always the CPU"),
+               ("cuda", "CUDA", "The first CUDA GPU")),
+        description="Where the started backend runs the model")
+    stop_on_exit: BoolProperty(
+        name="Stop Backend on Exit", default=True,
+        description="Stop a backend the add-on started when Blender quits or the add-on is disabled")
 
     def draw(self, context):
         layout = self.layout
         row = layout.row()
         row.prop(self, "backend_host")
         row.prop(self, "backend_port")
-        layout.prop(self, "python_executable")
+        layout.prop(self, "backend_token")
+        layout.prop(self, "auto_start")
+        col = layout.column()
+        col.enabled = self.auto_start
+        col.prop(self, "python_executable")
+        col.prop(self, "backend_command")
+        col.prop(self, "backend_model")
+        row = col.row()
+        row.prop(self, "backend_device")
+        row.prop(self, "stop_on_exit")
+        row = layout.row(align=True)
+        row.operator("imagedyn.backend_start", icon="PLAY")
+        row.operator("imagedyn.backend_stop", icon="PAUSE")
 
     @property
     def backend_url(self) -> str:
-        return f"http://{self.backend_host}:{self.backend_port}"
+        host = self.backend_host.strip()
+        if "://" in host:
+            return host.rstrip("/")
+        if ":" in host and not host.startswith("["):  # IPv6 address
+            host = f"[{host}]"
+        return f"http://{host}:{self.backend_port}"
 
 
 def get_preferences(context=None):

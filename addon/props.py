@@ -48,9 +48,13 @@ def _update_anchor(self, context):
     shapekeys.set_anchor_group(obj, group)
 
 
+# Blender 4.5+ warns when a path property holds a '//'-relative path unless it declares support (4.2 lacks the flag)
+_RELATIVE_PATH = {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (4, 5, 0) else set()
+
+
 class IMAGEDYN_PG_object(bpy.types.PropertyGroup):
     volume_path: StringProperty(
-        name="Spectral Volume", subtype="FILE_PATH",
+        name="Spectral Volume", subtype="FILE_PATH", options=_RELATIVE_PATH,
         description="Spectral volume (.npz) whose motion is baked onto this plane, e.g. from "
                     "'image-dynamics extract clip.mp4 -o v.npz' or from the backend")
     volume_summary: StringProperty(
@@ -109,6 +113,19 @@ class IMAGEDYN_PG_object(bpy.types.PropertyGroup):
         description="Lift moving parts toward the viewer (along the plane's normal) by up to this distance, in "
                     "proportion to how much they move, so that where a moving part swings over a still part it is "
                     "drawn in front. About 0.002 for a plane 1 unit tall; 0 = off (the plane stays flat)")
+    animate_steps: IntProperty(
+        name="Steps", default=25, min=1, max=500, soft_max=100,
+        description="Denoising steps of the motion prediction (Animate Photo): more = slower, a little finer")
+    animate_seed: IntProperty(
+        name="Seed", default=0, min=0,
+        description="Random seed of the motion prediction: another seed gives another plausible motion")
+    animate_guidance: FloatProperty(
+        name="Guidance", default=1.5, min=0.0, max=20.0, soft_max=5.0,
+        description="How strongly the prediction follows the photo (classifier-free guidance; 1 = plain)")
+    animate_loop: FloatProperty(
+        name="Loop Guidance", default=0.0, min=0.0, max=10.0, soft_max=2.0,
+        description="Pushes the predicted motion toward a seamless loop (0 = off; the baked loop is always "
+                    "seamless, this makes its motion more natural across the seam)")
     anchor_group: StringProperty(
         name="Anchor", update=_update_anchor,
         description="Vertex group that pins regions: weight 0 stays still, 1 moves fully (paint it in Weight "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import pokes, shapekeys
+from . import backend, pokes, shapekeys
 
 
 class _SidebarPanel:
@@ -45,6 +45,7 @@ class IMAGEDYN_PT_motion(_SidebarPanel, bpy.types.Panel):
         layout = self.layout
         obj = context.active_object
         props = obj.imagedyn
+        draw_animate(layout, obj)
         layout.operator("imagedyn.load_volume", icon="FILE_FOLDER")
         if props.volume_summary:
             layout.label(text=props.volume_summary, icon="INFO")
@@ -56,6 +57,50 @@ class IMAGEDYN_PT_motion(_SidebarPanel, bpy.types.Panel):
         sub = col.row()
         sub.enabled = settings.set_frame_range
         sub.prop(settings, "include_closing_frame")
+
+
+def _progress(layout, factor: float, text: str) -> None:
+    if hasattr(layout, "progress"):  # UILayout.progress: Blender 4.0+
+        layout.progress(factor=factor, text=text, type="BAR")
+    else:
+        layout.label(text=f"{text}", icon="TIME")
+
+
+def draw_animate(layout, obj) -> None:
+    """Animate Photo, or the running job's progress bar and Cancel; the last job's outcome below."""
+    job = backend.job_for(obj.name)
+    if job is not None and job.active:
+        row = layout.row(align=True)
+        _progress(row, job.progress, job.text)
+        op = row.operator("imagedyn.cancel_animate", text="", icon="CANCEL")
+        op.object_name = obj.name
+        return
+    layout.operator("imagedyn.animate_photo", icon="PLAY")
+    if job is not None and job.message:
+        icon = {"failed": "ERROR", "done": "CHECKMARK"}.get(job.state, "INFO")
+        col = layout.column(align=True)
+        for i, line in enumerate(backend.wrap(job.message, 48)):
+            col.label(text=line, icon=icon if i == 0 else "BLANK1")
+
+
+def draw_status_bar(self, context) -> None:
+    """Appended to the status bar: one progress bar (and cancel button) per running job."""
+    for job in backend.active_jobs():
+        row = self.layout.row(align=True)
+        _progress(row, job.progress, f"{job.label} '{job.key}': {job.text}")
+        op = row.operator("imagedyn.cancel_animate", text="", icon="CANCEL")
+        op.object_name = job.key
+
+
+class IMAGEDYN_PT_animate(_SidebarPanel, bpy.types.Panel):
+    bl_label = "Animate Settings"
+    bl_parent_id = "IMAGEDYN_PT_motion"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        props = context.active_object.imagedyn
+        _prop_column(self.layout, props, "animate_steps", "animate_seed")
+        _prop_column(self.layout, props, "animate_guidance", "animate_loop")
 
 
 class IMAGEDYN_PT_loop(_SidebarPanel, bpy.types.Panel):
@@ -118,4 +163,12 @@ class IMAGEDYN_PT_pokes(_SidebarPanel, bpy.types.Panel):
                       else "No trigger key: keyframe Trigger (I) at the poke's frame")
 
 
-classes = (IMAGEDYN_PT_plane, IMAGEDYN_PT_motion, IMAGEDYN_PT_loop, IMAGEDYN_PT_pokes)
+classes = (IMAGEDYN_PT_plane, IMAGEDYN_PT_motion, IMAGEDYN_PT_animate, IMAGEDYN_PT_loop, IMAGEDYN_PT_pokes)
+
+
+def register_status_bar() -> None:
+    bpy.types.STATUSBAR_HT_header.append(draw_status_bar)
+
+
+def unregister_status_bar() -> None:
+    bpy.types.STATUSBAR_HT_header.remove(draw_status_bar)

@@ -1,0 +1,295 @@
+"""Animate Photo: send the plane's photo to the backend, follow the job, save the spectral volume next to the .blend
+and bake it; Cancel stops it without touching the scene. Start/Stop Backend for the preferences.
+
+Main thread: the operator reads the photo (file bytes, packed bytes, or pixels) and the settings into an
+:class:`AnimateRequest`. Worker thread (:func:`animate_work`, no bpy): health check (starting the backend when the
+preferences say so), upload, polling, download. Main thread again (:func:`apply_result`, from the timer in
+``backend.py``): write the .npz, bake the modal shape keys, push an undo step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import tempfile
+
+import bpy
+import numpy as np
+from bpy.props import StringProperty
+
+from . import backend, bake, plane, shapekeys
+from .core import png, protocol, spectral
+from .core.protocol import BackendError, JobCancelled
+from .ops import PlaneOperator
+
+log = logging.getLogger(__name__)
+
+BACKEND_FORMATS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}  # the backend decodes these
+BACKEND_FILE_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "TIFF"}
+LABEL = "Animate Photo"
+
+
+class AnimateError(RuntimeError):
+    """The photo cannot be sent; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSource:
+    """The photo as file bytes, or as Blender pixels to encode (on the worker thread)."""
+
+    name: str
+    data: bytes | None = None
+    pixels: np.ndarray | None = None  # flat float32, Blender layout (rows bottom-up)
+    width: int = 0
+    height: int = 0
+    channels: int = 4
+    linear: bool = False
+
+    def encoded(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        rgb = png.pixels_to_rgb8(self.pixels, self.width, self.height, self.channels, self.linear)
+        return png.encode_png(rgb)
+
+
+@dataclasses.dataclass(frozen=True)
+class AnimateRequest:
+    object_name: str
+    image: ImageSource
+    params: protocol.PredictParams
+    settings: backend.BackendSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class AnimateResult:
+    data: bytes
+    job_id: str
+    cached: bool
+    model: str | None
+
+
+def image_source(image) -> ImageSource:
+    """Main thread: the bytes the backend gets for ``image`` - the original file or packed file when the backend
+    reads its format and it has no unsaved edits, otherwise its pixels (generated, painted, EXR, ...)."""
+    ext = os.path.splitext(image.filepath_raw or image.filepath or "")[1].lower()
+    readable = ext in BACKEND_FORMATS or image.file_format in BACKEND_FILE_FORMATS
+    if not image.is_dirty and readable:
+        if image.packed_file is not None:
+            return ImageSource(image.name, data=bytes(image.packed_file.data))
+        if image.source == "FILE":
+            path = bpy.path.abspath(image.filepath, library=image.library)
+            if os.path.isfile(path):
+                with open(path, "rb") as fh:
+                    return ImageSource(image.name, data=fh.read())
+    width, height = image.size  # loads the image; (0, 0) when its file is missing or unreadable
+    if width < 1 or height < 1:
+        raise AnimateError(f"The image '{image.name}' has no pixels (is its file missing?): reload or replace it "
+                           "in the plane's material")
+    channels = image.channels
+    pixels = np.empty(width * height * channels, dtype=np.float32)
+    image.pixels.foreach_get(pixels)
+    return ImageSource(image.name, pixels=pixels, width=width, height=height, channels=channels,
+                       linear=bool(image.is_float))
+
+
+def animate_work(request: AnimateRequest):
+    """The worker-thread part of Animate Photo (no bpy): returns :class:`AnimateResult`."""
+
+    def work(emit, cancel_event) -> AnimateResult:
+        from .core.client import BackendClient
+
+        settings = request.settings
+        with BackendClient(settings.url, settings.token or None) as client:
+            emit("Connecting to the backend", 0.0)
+            backend.ensure_backend(client, settings, cancel_event, lambda text: emit(text, 0.0))
+            if cancel_event.is_set():
+                raise JobCancelled()
+            emit("Uploading the photo", 0.0)
+            status = client.submit_predict(request.image.encoded(), request.params)
+            emit(protocol.status_text(status), status.progress, status.id)
+            try:
+                final = client.wait(status.id, cancelled=cancel_event.is_set,
+                                    on_status=lambda s: emit(protocol.status_text(s), s.progress))
+            except BackendError as exc:
+                why = backend.SERVER.exit_message()
+                if exc.code == "connection_lost" and why:
+                    raise BackendError(exc.code, f"The backend the add-on started stopped ({why})") from None
+                raise
+            emit("Downloading the motion", 1.0)
+            data = client.result(final.id)
+            if cancel_event.is_set():
+                raise JobCancelled()
+        return AnimateResult(data, final.id, final.cached, final.model)
+
+    return work
+
+
+def volume_folder() -> tuple[str, bool]:
+    """(folder, beside_blend): ``<blend>_motion`` next to a saved .blend, else a temporary folder."""
+    if bpy.data.filepath:
+        stem = os.path.splitext(os.path.basename(bpy.data.filepath))[0]
+        return os.path.join(os.path.dirname(bpy.data.filepath), f"{bpy.path.clean_name(stem)}_motion"), True
+    return os.path.join(tempfile.gettempdir(), "image_dynamics_volumes"), False
+
+
+def save_volume(object_name: str, data: bytes) -> tuple[str, spectral.SpectralVolume, bool]:
+    """Write the downloaded .npz (validated) and return (path to store, volume, beside_blend). The stored path is
+    relative ('//...') next to a saved .blend, so the file moves with it."""
+    folder, beside = volume_folder()
+    os.makedirs(folder, exist_ok=True)
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    path = os.path.join(folder, f"{bpy.path.clean_name(object_name)}_{digest}.npz")
+    tmp = path + ".part"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    try:
+        volume = spectral.load_npz(tmp)
+    except spectral.SpectralVolumeError as exc:
+        os.remove(tmp)
+        raise BackendError("bad_volume", f"The backend sent an unusable spectral volume ({exc}): update the "
+                                         "backend and the add-on to matching versions") from None
+    os.replace(tmp, path)
+    return (bpy.path.relpath(path) if beside else path), volume, beside
+
+
+def apply_result(job, result: AnimateResult) -> str:
+    """Main thread (timer): save the volume and bake it onto the plane; returns the message shown when done."""
+    obj = bpy.data.objects.get(job.key)
+    if obj is None or obj.type != "MESH":
+        raise BackendError("plane_gone", f"The plane '{job.key}' was renamed or deleted while its motion was "
+                                         "predicted: run Animate Photo again")
+    stored, volume, beside = save_volume(obj.name, result.data)
+    context = bpy.context
+    scene = context.scene
+    bake.apply_volume_settings(obj, scene, volume, stored)
+    settings = scene.imagedyn
+    request = bake.BakeRequest(volume_path=stored, anchor_group=obj.imagedyn.anchor_group,
+                               set_frame_range=settings.set_frame_range,
+                               include_closing_frame=settings.include_closing_frame)
+    try:
+        baked = bake.bake(context, obj, request, volume)
+    except (shapekeys.BakeError, spectral.SpectralVolumeError, RuntimeError, ValueError) as exc:
+        raise BackendError("bake_failed", f"The motion was saved to {stored} but could not be baked: {exc}") from exc
+    _undo_push(f"{LABEL} '{obj.name}'")
+    where = "" if beside else " (in a temporary folder: save the .blend and animate again to keep it beside it)"
+    cached = " from the backend's cache" if result.cached else ""
+    notes = " ".join(baked.warnings)
+    return (f"Baked {2 * baked.bands} modal shape keys{cached}, loop of {baked.loop_frames} frames; volume "
+            f"{stored}{where}" + (f". {notes}" if notes else ""))
+
+
+def _undo_push(message: str) -> None:
+    if bpy.app.background:
+        return
+    try:
+        bpy.ops.ed.undo_push(message=message)
+    except RuntimeError as exc:
+        log.debug("no undo step: %s", exc)
+
+
+def plane_with_photo(context):
+    obj = context.active_object
+    return obj if obj is not None and obj.type == "MESH" and obj.mode == "OBJECT" else None
+
+
+class IMAGEDYN_OT_animate_photo(PlaneOperator, bpy.types.Operator):
+    """Predict natural motion for the plane's photo with the Image Dynamics backend, then bake it as modal shape keys
+    (runs in the background: progress in the Motion panel and the status bar, cancellable)"""
+
+    bl_idname = "imagedyn.animate_photo"
+    bl_label = "Animate Photo"
+    find_plane = staticmethod(plane_with_photo)
+
+    def run(self, context, obj):
+        image = plane.find_image(obj)
+        if image is None:
+            self.report({"ERROR"}, f"'{obj.name}' has no image texture: use 'Create Photo Plane' or 'Convert "
+                                   "Active Plane' first")
+            return {"CANCELLED"}
+        job = backend.job_for(obj.name)
+        if job is not None and job.active:
+            self.report({"WARNING"}, f"'{obj.name}' is already being animated: wait, or press Cancel")
+            return {"CANCELLED"}
+        settings = backend.current_settings(context)
+        try:
+            protocol.normalize_url(settings.url)
+            source = image_source(image)
+        except (AnimateError, BackendError) as exc:
+            self.report({"ERROR"}, getattr(exc, "message", None) or str(exc))
+            return {"CANCELLED"}
+        props = obj.imagedyn
+        params = protocol.PredictParams(steps=props.animate_steps, guidance=props.animate_guidance,
+                                        loop=props.animate_loop, seed=props.animate_seed)
+        request = AnimateRequest(obj.name, source, params, settings)
+        backend.start_job(obj.name, LABEL, animate_work(request), apply_result)
+        self.report({"INFO"}, f"Animating '{obj.name}' with the backend at {settings.url}: progress in the Motion "
+                              "panel and the status bar")
+        return {"FINISHED"}
+
+
+class IMAGEDYN_OT_cancel_animate(bpy.types.Operator):
+    """Cancel the running Animate Photo of a plane (the scene is left as it was)"""
+
+    bl_idname = "imagedyn.cancel_animate"
+    bl_label = "Cancel"
+    bl_options = {"REGISTER", "UNDO"}
+
+    object_name: StringProperty(name="Plane", default="",
+                                description="Plane whose job to cancel (empty = the active object)")
+
+    @classmethod
+    def poll(cls, context):
+        return bool(backend.active_jobs())
+
+    def execute(self, context):
+        name = self.object_name or (context.active_object.name if context.active_object else "")
+        if not backend.cancel(name):
+            self.report({"WARNING"}, f"No running job for '{name}'")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Cancelling Animate Photo of '{name}'")
+        return {"FINISHED"}
+
+
+class IMAGEDYN_OT_backend_start(bpy.types.Operator):
+    """Start the backend with the Python or command set in the preferences (on Backend Port of this computer)"""
+
+    bl_idname = "imagedyn.backend_start"
+    bl_label = "Start Backend"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        settings = backend.current_settings(context)
+        command = settings.start_command()
+        if command is None:
+            self.report({"ERROR"}, "Set 'Backend Python' or 'Backend Command' first")
+            return {"CANCELLED"}
+        if backend.SERVER.running():
+            self.report({"INFO"}, "The backend the add-on started is already running")
+            return {"FINISHED"}
+        try:
+            backend.SERVER.start(command, settings.stop_on_exit)
+        except BackendError as exc:
+            self.report({"ERROR"}, exc.message)
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Starting the backend (log: {backend.SERVER.log_path})")
+        return {"FINISHED"}
+
+
+class IMAGEDYN_OT_backend_stop(bpy.types.Operator):
+    """Stop the backend the add-on started (a backend you started yourself is left alone)"""
+
+    bl_idname = "imagedyn.backend_stop"
+    bl_label = "Stop Backend"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        if backend.SERVER.stop():
+            self.report({"INFO"}, "Backend stopped")
+        else:
+            self.report({"INFO"}, "The add-on has not started a backend")
+        return {"FINISHED"}
+
+
+classes = (IMAGEDYN_OT_animate_photo, IMAGEDYN_OT_cancel_animate, IMAGEDYN_OT_backend_start,
+           IMAGEDYN_OT_backend_stop)

@@ -1,0 +1,80 @@
+"""Uploaded photos: base64 → bytes → checked, decoded RGB uint8 array. Every bad input is a ServiceError (4xx).
+
+Checks, in order: valid base64, not empty, a format Pillow reads, pixel count from the header (before any pixel is
+decoded, so a decompression bomb costs nothing), complete decode (truncated files fail), minimum size.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ServiceError
+
+MIN_SIDE = 16
+FORMATS = "PNG, JPEG, WebP, TIFF or BMP"
+
+
+@dataclasses.dataclass(frozen=True)
+class Photo:
+    pixels: np.ndarray  # (H, W, 3) uint8 RGB, downscaled to the working size
+    size: tuple  # (W, H) of the uploaded photo (after EXIF orientation)
+
+
+def decode_base64(text: str, field: str = "image") -> bytes:
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ServiceError(422, "invalid_base64", f"'{field}' is not valid base64: send the file's bytes "
+                                                  "base64-encoded") from None
+    if not data:
+        raise ServiceError(422, "empty_image", f"'{field}' is empty: send the photo's file bytes")
+    return data
+
+
+def decode_image(data: bytes, max_pixels: int, max_side: int) -> Photo:
+    """Decode ``data`` to RGB; downscale so the longest side is at most ``max_side`` (Lanczos)."""
+    if not data:
+        raise ServiceError(422, "empty_image", "The image is empty: send the photo's file bytes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            if isinstance(exc, UnidentifiedImageError):
+                raise ServiceError(422, "invalid_image", f"The upload is not an image this backend can read: send "
+                                                         f"a {FORMATS} file") from None
+            raise _too_many(None, max_pixels) from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise ServiceError(422, "invalid_image", f"The image could not be read ({exc}): send a {FORMATS} "
+                                                     "file") from None
+        w, h = image.size
+        if w * h > max_pixels:
+            raise _too_many((w, h), max_pixels)
+        try:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            rgb = image.convert("RGB")
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombWarning,
+                Image.DecompressionBombError) as exc:
+            raise ServiceError(422, "invalid_image", f"The image is truncated or corrupt ({exc}): export it "
+                                                     f"again as {FORMATS}") from None
+    w, h = rgb.size
+    if min(w, h) < MIN_SIDE:
+        raise ServiceError(422, "image_too_small", f"The image is {w}x{h} pixels: send one at least {MIN_SIDE} "
+                                                   f"pixels on each side")
+    scale = max_side / max(w, h)
+    if scale < 1.0:
+        rgb = rgb.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+    return Photo(np.asarray(rgb, dtype=np.uint8).copy(), (w, h))
+
+
+def _too_many(size, max_pixels: int) -> ServiceError:
+    what = f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels" if size else "too many pixels"
+    return ServiceError(413, "too_many_pixels", f"The image has {what}; this backend accepts at most "
+                                                f"{max_pixels:,} (serve --max-pixels). Send a smaller image")

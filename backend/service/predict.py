@@ -1,0 +1,72 @@
+"""The ``predict`` job kind: photo + sampling parameters → spectral volume (.npz), cached by content hash."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+
+from . import images
+from .cache import content_key
+from .errors import ServiceError
+from .jobs import Cancelled, Prepared, register_job_kind
+from .schemas import PredictJobRequest
+
+log = logging.getLogger(__name__)
+
+RESULT_NAME = "volume.npz"
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictPayload:
+    photo: images.Photo
+    params: object  # backend.motion.predictor.PredictParams
+    model: object  # models.LoadedModel
+
+
+def prepare_predict(request: PredictJobRequest, service) -> Prepared:
+    from backend.motion.predictor import PredictParams
+
+    data = images.decode_base64(request.image)
+    photo = images.decode_image(data, service.config.max_pixels, service.config.max_side)
+    params = PredictParams(**request.params.model_dump())
+    try:
+        params.validate()
+    except ValueError as exc:
+        raise ServiceError(422, "invalid_params", f"Invalid parameters: {exc}") from None
+    model = service.models.get(request.model)
+    key = content_key("predict", hashlib.sha256(data).hexdigest(), params.to_dict(), model.id,
+                      service.config.max_side)
+    return Prepared(PredictPayload(photo, params, model), cache_key=key, model=model.id)
+
+
+def run_predict(ctx, payload: PredictPayload) -> str:
+    from addon.core.spectral import save_npz
+    from backend.motion.predictor import Cancelled as PredictorCancelled
+
+    total = payload.params.steps
+    ctx.progress(0, total, "sampling")
+
+    def callback(step: int, steps: int) -> None:
+        try:
+            ctx.progress(step, steps, "sampling")
+        except Cancelled:
+            raise PredictorCancelled(ctx.job_id) from None
+
+    try:
+        volume = payload.model.predictor.predict(payload.photo.pixels, payload.params, callback=callback)
+    except PredictorCancelled:
+        raise Cancelled(ctx.job_id) from None
+    ctx.progress(total, total, "writing result")
+    if tuple(volume.source_size) != tuple(payload.photo.size):  # the photo was downscaled for the queue
+        volume = dataclasses.replace(volume, source_size=tuple(payload.photo.size))
+    path = os.path.join(ctx.work_dir, RESULT_NAME)
+    save_npz(path, volume)
+    return path
+
+
+register_job_kind(
+    "predict", run_predict, request_model=PredictJobRequest, prepare=prepare_predict,
+    description="Predict the motion of a photo: returns a spectral volume (.npz) for the Blender add-on or "
+                "'image-dynamics' tools",
+    result_name=RESULT_NAME, media_type="application/octet-stream")
