@@ -13,7 +13,7 @@ log = logging.getLogger("image_dynamics")
 
 # Modules that add subcommands: each defines ``add_commands(sub)`` (sub = argparse subparsers); their handlers
 # take ``args`` and return an exit code, raising ``UserError`` for errors the user can fix.
-COMMAND_MODULES = ("backend.motion.commands", "backend.service.commands")
+COMMAND_MODULES = ("backend.motion.commands", "backend.service.commands", "backend.render.commands")
 
 SAMPLE_CLIP = os.path.join(os.path.dirname(__file__), "assets", "sample_meadow.mp4")
 

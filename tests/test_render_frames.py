@@ -175,3 +175,21 @@ def test_cli_renders_a_loop_and_modal_coordinates(tmp_path, monkeypatch, capsys)
     np.save(tmp_path / "bad.npy", np.zeros((3, vol.k + 1, 2)))
     assert cli.main(base + ["-o", str(tmp_path / "bad"), "--modal", str(tmp_path / "bad.npy")]) == 2
     assert "volume has K=5" in capsys.readouterr().err
+
+
+def test_mesh_warp_baseline_reproduces_a_plane_moved_by_its_vertices():
+    from backend.render.meshwarp import mesh_warp
+
+    rng = np.random.default_rng(0)
+    img = rng.random((40, 64, 3)).astype(np.float32)
+    assert np.array_equal(mesh_warp(img, np.zeros((2, 40, 64))), img)  # at rest: the photo, pixel for pixel
+    flow = np.zeros((2, 40, 64))
+    flow[0] = 2.0  # the whole plane 2 px right: exact copy, the vacated left columns show the background
+    out = mesh_warp(img, flow, background=0.25)
+    assert np.array_equal(out[:, 2:], img[:, :-2]) and np.all(out[:, :2] == 0.25)
+    # A band moving 6 px down over still rows: where it overlaps them, the moving band is in front.
+    flow = np.zeros((2, 40, 64))
+    flow[1, 10:20] = 6.0
+    depth = np.abs(flow[1])
+    out = mesh_warp(img, flow, depth=depth, columns=33)
+    assert np.allclose(out[20:24, 8:56], img[14:18, 8:56], atol=1e-5)  # rows 14..17 moved onto 20..23

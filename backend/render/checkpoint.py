@@ -11,6 +11,7 @@ shipped file holds only the EMA weights.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -30,7 +31,7 @@ def save(path, model, meta: dict | None = None, train: dict | None = None, state
     """Write ``model`` (or ``state_dict`` for it) with its config; atomic (temp file + rename)."""
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config.to_dict(),
                "state_dict": {k: v.detach().cpu() for k, v in (state_dict or model.state_dict()).items()},
-               "meta": dict(meta or {})}
+               "meta": json.loads(json.dumps(dict(meta or {}), default=str))}  # plain values: weights_only loads
     if train is not None:
         payload["train"] = train
     path = os.fspath(path)

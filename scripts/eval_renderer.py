@@ -1,0 +1,137 @@
+"""Neural frames against the baselines on held-out real clips with true flow (RenderPairs split "val").
+
+For every held-out pair (I_0, I_t, flow 0->t, W) whose group starts with "real:", each method renders Î_t from I_0
+and the flow, and PSNR / SSIM (11x11 Gaussian, valid region) against the real frame I_t are averaged per method,
+overall and per range of t across the window:
+
+* renderer     - the neural renderer (default: the shipped checkpoint)
+* baseline     - the ablation's single-scale learned-metric splat (only with --baseline CKPT)
+* forward warp - softmax splatting of the photo with the motion-magnitude metric + push-pull hole filling
+                 (the preview's warp; the renderer's base image)
+* mesh warp    - Blender's path: the add-on's vertex grid moved by the flow, rasterised (backend/render/meshwarp.py)
+* repeat I_0   - no motion at all
+
+    .venv/bin/python scripts/eval_renderer.py --data /work/datasets/gid_v1
+    .venv/bin/python scripts/eval_renderer.py --data D --checkpoint runs/renderer/renderer.pt --baseline B.pt --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from backend.preview import fill_holes  # noqa: E402
+from backend.render import checkpoint  # noqa: E402
+from backend.render.losses import psnr, ssim  # noqa: E402
+from backend.render.meshwarp import mesh_warp  # noqa: E402
+from backend.render.splatting import motion_metric  # noqa: E402
+from backend.splat import softmax_splat  # noqa: E402
+
+T_BINS = ((1, 30), (30, 75), (75, 10**6))
+
+
+def forward_warp(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(1, 3, H, W) photo, (1, 2, H, W) flow, (1, 1, H, W) W -> (1, 3, H, W): the renderer's non-neural base."""
+    metric = motion_metric(weight, 20.0, 1.0)
+    out, coverage = softmax_splat(torch.cat([i0, metric], 1), flow, metric, return_coverage=True)
+    return fill_holes(out[:, :3], coverage, out[:, 3:4])
+
+
+def evaluate(pairs, methods: dict, limit: int | None = None, progress: bool = True) -> dict:
+    """{method: [(t, psnr, ssim, group), ...]} over the real held-out pairs."""
+    groups = pairs.groups()
+    idx = [i for i, g in enumerate(groups) if str(g).startswith("real:")]
+    if limit:
+        idx = idx[:: max(1, len(idx) // limit)][:limit]
+    if not idx:
+        raise SystemExit("no held-out real pairs (groups 'real:...') in this dataset's val split: use a dataset "
+                         "built with --videos")
+    rows = {name: [] for name in methods}
+    start = time.perf_counter()
+    with torch.no_grad():
+        for n, i in enumerate(idx):
+            s = pairs[i]
+            i0, it = s["i0"][None].float(), s["it"][None].float()
+            flow = s["flow"][None].float()
+            weight = s["weight"].reshape(1, 1, *flow.shape[-2:]).float()
+            for name, fn in methods.items():
+                pred = fn(i0, flow, weight).clamp(0, 1)
+                rows[name].append((int(s["t"]), float(psnr(pred, it)), float(ssim(pred, it)), str(s["group"])))
+            if progress and (n + 1) % 10 == 0:
+                rate = (n + 1) / (time.perf_counter() - start)
+                print(f"  {n + 1}/{len(idx)} pairs, ETA {(len(idx) - n - 1) / rate:.0f} s", file=sys.stderr,
+                      flush=True)
+    return rows
+
+
+def summarise(rows: dict) -> dict:
+    out = {}
+    for name, r in rows.items():
+        t = np.array([x[0] for x in r])
+        p = np.array([x[1] for x in r])
+        s = np.array([x[2] for x in r])
+        entry = {"pairs": len(r), "psnr": float(p.mean()), "ssim": float(s.mean()), "bins": {}}
+        for lo, hi in T_BINS:
+            m = (t >= lo) & (t < hi)
+            if m.any():
+                entry["bins"][f"{lo}-{min(hi, 150) - 1}"] = {"pairs": int(m.sum()), "psnr": float(p[m].mean()),
+                                                             "ssim": float(s[m].mean())}
+        out[name] = entry
+    return out
+
+
+def table(summary: dict) -> str:
+    bins = [f"{lo}-{min(hi, 150) - 1}" for lo, hi in T_BINS]
+    head = "| method | pairs | PSNR dB | SSIM | " + " | ".join(f"PSNR t={b}" for b in bins) + " |"
+    lines = [head, "|" + "---|" * (4 + len(bins))]
+    for name, e in summary.items():
+        cells = [f"{e['bins'][b]['psnr']:.2f}" if b in e["bins"] else "-" for b in bins]
+        lines.append(f"| {name} | {e['pairs']} | {e['psnr']:.2f} | {e['ssim']:.4f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="dataset root (its val split's real pairs are used)")
+    p.add_argument("--checkpoint", help="renderer checkpoint (default: the shipped one)")
+    p.add_argument("--baseline", help="baseline-splat checkpoint for the ablation row")
+    p.add_argument("--limit", type=int, help="evaluate at most this many pairs (evenly spread)")
+    p.add_argument("--no-mesh", action="store_true", help="skip the (slower) mesh-warp baseline")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", help="also write the numbers here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from backend.data.dataset import RenderPairs
+
+    pairs = RenderPairs(args.data, "val")
+    model, meta = checkpoint.load(args.checkpoint)
+    methods = {f"renderer ({meta['model_id']})": lambda i0, f, w: model(i0, f, w)}
+    if args.baseline:
+        base, base_meta = checkpoint.load(args.baseline)
+        methods[f"baseline splat ({base_meta['model_id']})"] = lambda i0, f, w: base(i0, f, w)
+    methods["forward warp"] = forward_warp
+    if not args.no_mesh:
+        def mesh(i0, f, w):
+            img = i0[0].permute(1, 2, 0).numpy()
+            out = mesh_warp(img, f[0].numpy(), depth=np.sqrt(w[0, 0].numpy()))
+            return torch.from_numpy(out).permute(2, 0, 1)[None]
+        methods["mesh warp"] = mesh
+    methods["repeat I_0"] = lambda i0, f, w: i0
+    rows = evaluate(pairs, methods, args.limit)
+    summary = summarise(rows)
+    print(table(summary))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"data": os.path.abspath(args.data), "summary": summary, "rows": rows}, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

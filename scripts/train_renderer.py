@@ -1,0 +1,122 @@
+"""Train the neural renderer on (I_0, I_t, flow) pairs of one or more datasets (``RenderPairs``).
+
+    .venv/bin/python scripts/train_renderer.py --data /work/datasets/gid_v1 --out runs/renderer --minutes 55
+    .venv/bin/python scripts/train_renderer.py --data A --data B ...        # pairs of several datasets together
+    .venv/bin/python scripts/train_renderer.py ... --kind baseline          # the ablation's baseline splat
+    .venv/bin/python scripts/train_renderer.py ... --ship backend/assets/renderer_default.pt
+
+Resumable: run the same command again after an interruption (state in <out>/last.pt, saved every --save-every
+seconds). Progress lines show step, loss parts, learning rate, speed and ETA. The finished run writes
+<out>/renderer.pt (EMA weights + config + a data summary); --ship also copies it to the given path.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import torch  # noqa: E402
+
+from backend.render.config import RendererConfig  # noqa: E402
+from backend.render.training import TrainConfig, train  # noqa: E402
+
+log = logging.getLogger("train_renderer")
+
+
+class Concat(torch.utils.data.Dataset):
+    """Several RenderPairs as one; ``groups()`` keeps every item's group."""
+
+    def __init__(self, parts):
+        self.parts = list(parts)
+        self.offsets = []
+        total = 0
+        for p in self.parts:
+            self.offsets.append(total)
+            total += len(p)
+        self.total = total
+
+    def __len__(self):
+        return self.total
+
+    def groups(self):
+        return [g for p in self.parts for g in p.groups()]
+
+    def __getitem__(self, i):
+        for p, off in zip(reversed(self.parts), reversed(self.offsets)):
+            if i >= off:
+                return p[i - off]
+        raise IndexError(i)
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", action="append", required=True, help="dataset root with card.json (repeatable)")
+    p.add_argument("--out", default="runs/renderer", help="run folder (checkpoints; resumed when it has last.pt)")
+    p.add_argument("--kind", choices=("pyramid", "baseline"), default="pyramid")
+    p.add_argument("--channels", default="16,32,48", help="encoder channels per level (default 16,32,48)")
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--minutes", type=float, default=0.0, help="stop and save after this wall time (0 = no limit)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--ema", type=float, default=0.995)
+    p.add_argument("--real-fraction", type=float, default=0.5, help="share of real-clip pairs per batch")
+    p.add_argument("--save-every", type=float, default=120.0, help="seconds between resumable checkpoints")
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ship", help="copy the finished renderer.pt here (e.g. backend/assets/renderer_default.pt)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+
+    from backend.data.dataset import DatasetError, RenderPairs, load_card
+    from backend.device import resolve_device
+
+    try:
+        train_parts = [RenderPairs(root, "train") for root in args.data]
+        val_parts = [RenderPairs(root, "val") for root in args.data]
+        cards = [load_card(root) for root in args.data]
+        device = resolve_device(args.device)
+    except (DatasetError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    model_config = RendererConfig(kind=args.kind, channels=tuple(int(c) for c in args.channels.split(",")))
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, ema=args.ema,
+                      real_fraction=args.real_fraction, max_minutes=args.minutes,
+                      checkpoint_seconds=args.save_every, log_every=args.log_every, seed=args.seed)
+    meta = {"datasets": [{"root": os.path.abspath(r), "card_format": c.get("format"),
+                          "train_pairs": len(t), "val_pairs": len(v)}
+                         for r, c, t, v in zip(args.data, cards, train_parts, val_parts)],
+            "torch": str(torch.__version__)}
+    t0 = time.time()
+
+    def progress(info):
+        print(f"step {info['step']:6d}/{info['steps']}  loss {info['loss']:.4f} (l1 {info['l1']:.4f} "
+              f"ssim {info['ssim']:.4f} grad {info['gradient']:.4f})  lr {info['lr']:.2e}  "
+              f"{info['steps_per_s']:.2f} step/s  elapsed {_format_eta(time.time() - t0)}  "
+              f"ETA {_format_eta(info['eta_s'])}", flush=True)
+
+    summary = train(model_config, cfg, Concat(train_parts), args.out, val_set=Concat(val_parts), device=device,
+                    meta=meta, progress=progress)
+    print(f"done: {summary}", flush=True)
+    final = os.path.join(args.out, "renderer.pt")
+    if args.ship:
+        shutil.copyfile(final, args.ship)
+        print(f"shipped {final} -> {args.ship} ({os.path.getsize(args.ship) / 2**20:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
