@@ -41,22 +41,26 @@ def test_volume_reconstructs_exact_trajectories(windows, kind):
 @pytest.mark.parametrize("kind", ["meadow", "flowers", "cloth", "tree"])
 def test_pair_frame_is_photo_moved_by_flow(kind):
     """frame_t(p + flow(p)) = photo(p) on moving pixels away from edges; without the flow it does not match."""
-    win = render_window(build_scene(SceneConfig(seed=11, kind=kind, amplitude_px=8.0,
-                                                **dict(TINY, width=128, height=80))), [23])
+    size = dict(width=256, height=160) if kind == "meadow" else dict(width=128, height=80)  # blades need pixels
+    win = render_window(build_scene(SceneConfig(seed=11, kind=kind, amplitude_px=8.0, **dict(TINY, **size))),
+                        [23, 60, 97])
     h, w = win.moving_mask.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     inner = win.moving_mask.copy()
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
             inner &= np.roll(win.moving_mask, (dy, dx), (0, 1))
-    sel = inner & (np.hypot(*win.flows[0]) > 0.5)
-    assert sel.sum() > 15
-    f = win.frames[0].astype(np.float32)
-    warped = cv2.remap(f, xx + win.flows[0, 0], yy + win.flows[0, 1], cv2.INTER_LINEAR)
+    errs, stills = [], []
+    for j in range(3):
+        sel = inner & (np.hypot(*win.flows[j]) > 0.5)
+        f = win.frames[j].astype(np.float32)
+        warped = cv2.remap(f, xx + win.flows[j, 0], yy + win.flows[j, 1], cv2.INTER_LINEAR)
+        errs.append(np.abs(warped - win.photo).mean(-1)[sel])
+        stills.append(np.abs(f - win.photo).mean(-1)[sel])
+    err, still = np.concatenate(errs), np.concatenate(stills)
+    assert len(err) > 30
     # medians: a few points are hidden at frame t, thin blades are mostly anti-aliased edge
-    err = np.median(np.abs(warped - win.photo).mean(-1)[sel])
-    still = np.median(np.abs(f - win.photo).mean(-1)[sel])
-    assert err < 0.45 * still and err < 15, (err, still)
+    assert np.median(err) < 0.45 * np.median(still) and np.median(err) < 15, (np.median(err), np.median(still))
 
 
 def test_deterministic_for_a_seed():
@@ -70,28 +74,27 @@ def test_deterministic_for_a_seed():
 
 
 def test_appearance_predicts_motion():
-    """Longer (physical) grass blades sway slower and wider; candle flames flicker in the higher bands."""
-    lengths, freqs, amps = [], [], []
+    """Grass: physically longer or softer blades sway slower; blades drawn longer sway more pixels. Candle flames
+    flicker in the higher bands while candles and wicks stay still."""
+    size, freqs, lengths, amps = [], [], [], []
     for seed in range(3):
-        scene = build_scene(SceneConfig(seed=seed, kind="meadow", **TINY))
-        zoom = scene.info["zoom"]
-        for o in scene.objects:
+        for o in build_scene(SceneConfig(seed=seed, kind="meadow", **TINY)).objects:
             if o.kind == "blade":
-                lengths.append(o.L)
+                size.append(o.physical_length / o.stiffness)
                 freqs.append(o.modes.freq[0])
+                lengths.append(o.L)
                 amps.append(o.modes.amp[0, 0])
-    lengths, freqs, amps = map(np.asarray, (lengths, freqs, amps))
     rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
-    assert np.corrcoef(rank(lengths), rank(freqs))[0, 1] < -0.5
+    assert len(size) > 30
+    assert np.corrcoef(rank(size), rank(freqs))[0, 1] < -0.8
     assert np.corrcoef(rank(lengths), rank(amps))[0, 1] > 0.5
-    assert zoom > 0
     scene = build_scene(SceneConfig(seed=2, kind="candle", **TINY))
     flames = [o for o in scene.objects if o.kind == "flame"]
     statics = [o for o in scene.objects if o.kind in ("candle", "wick")]
     assert flames and statics and not any(o.moving for o in statics)
-    for o in flames:  # flicker (stretch) peaks at 2-3 Hz (bins 10-15), above the flame's sideways sway
+    for o in flames:  # flicker (stretch) peaks at 2-3 Hz (bins 10-15)
         flicker = o.modes.freq[np.argmax(np.abs(o.modes.amp[:, 2]))]
-        assert 2.0 <= flicker <= 3.0 and o.modes.freq[np.argmax(np.abs(o.modes.amp[:, 0]))] < flicker
+        assert 2.0 <= flicker <= 3.0
 
 
 def test_modes_sit_on_bins_and_coefficients_are_exact():

@@ -65,9 +65,11 @@ def blade(ctx: Ctx, x, base_y, zoom, layer=LAYER_NEAR, colours=None):
     half = r.uniform(0.012, 0.022) * ctx.height * zoom
     stiff = r.uniform(0.8, 1.4)
     base, tip = colours or ((0.1, 0.3, 0.07), (0.45, 0.7, 0.2))
-    return [Strip("blade", layer, x, base_y, length, max(half, 0.6), lean=r.uniform(-0.25, 0.25),
-                  curve=r.uniform(-0.12, 0.12) * length, modes=_strip_modes(ctx, x, length, zoom, stiff),
-                  colour=ctx.jitter(base), tip_colour=ctx.jitter(tip), tex=ctx.tex())]
+    b = Strip("blade", layer, x, base_y, length, max(half, 0.6), lean=r.uniform(-0.25, 0.25),
+              curve=r.uniform(-0.12, 0.12) * length, modes=_strip_modes(ctx, x, length, zoom, stiff),
+              colour=ctx.jitter(base), tip_colour=ctx.jitter(tip), tex=ctx.tex())
+    b.physical_length, b.stiffness = length / zoom, stiff  # what sets its motion (for checks and analysis)
+    return [b]
 
 
 def _leaf(ctx, parent, ha, angle, size, colour, amp=(0.05, 0.12), freq=(1.5, 3.0)):
