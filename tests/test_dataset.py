@@ -15,6 +15,7 @@ from backend.data.augment import Augment
 from backend.data.build import scene_seed
 from backend.data.dataset import DatasetError, MotionDataset, RenderPairs, assign_splits, load_card, load_stats
 from backend.data.scenes import SceneConfig, build_scene, exact_trajectories, render_clip, render_window
+from backend.data.stats import update_stats
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -139,6 +140,18 @@ def test_stats_are_the_95th_percentile_of_the_train_split(built):
                                rtol=1e-3)
     assert int(st["num_windows"]) == len(coeffs)
     assert st["hist_counts"].sum() == coeffs.size
+
+
+def test_extra_statistics_travel_with_the_data(built, tmp_path):
+    import shutil
+    root = tmp_path / "copy"
+    shutil.copytree(built, root)
+    update_stats(root, latent_mean=np.arange(4, dtype=np.float32))
+    st = load_stats(root)
+    np.testing.assert_array_equal(st["latent_mean"], np.arange(4))
+    np.testing.assert_array_equal(st["scales"], load_stats(built)["scales"])
+    with pytest.raises(ValueError, match="scales"):
+        update_stats(root, scales=np.ones(K))
 
 
 def test_resume_skips_finished_jobs_and_refuses_other_arguments(built, clips, capsys):

@@ -57,7 +57,8 @@ def load_stats(root) -> dict:
     hist_edges_log10 (B + 1,), ... (see docs/dataset.md)."""
     path = os.path.join(os.fspath(root), STATS)
     if not os.path.isfile(path):
-        raise DatasetError(f"'{path}' does not exist: compute it with scripts/build_dataset.py --stats-only {root}")
+        raise DatasetError(f"'{path}' does not exist: rerun the scripts/build_dataset.py command that built "
+                           f"'{root}' (finished jobs are skipped; statistics and card are written again)")
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 

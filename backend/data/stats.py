@@ -97,6 +97,19 @@ def save_stats(path, stats: dict) -> None:
     os.replace(tmp, path)
 
 
+def update_stats(root, **arrays) -> None:
+    """Add or replace arrays in a dataset's ``stats.npz`` (e.g. latent whitening statistics computed by a model
+    trained on it, so they travel with the data). The normalisation keys cannot be overwritten."""
+    path = os.path.join(os.fspath(root), "stats.npz")
+    with np.load(path, allow_pickle=False) as z:
+        stats = {k: z[k] for k in z.files}
+    fixed = {"scales", "percentile", "hist_counts", "hist_edges_log10", "mean_power"} & set(arrays)
+    if fixed:
+        raise ValueError(f"stats.npz keys {sorted(fixed)} come from the data and cannot be replaced")
+    stats.update({k: np.asarray(v) for k, v in arrays.items()})
+    save_stats(path, stats)
+
+
 def shard_stats(root, name: str, val_groups, k: int) -> StatsAccumulator:
     """Statistics of the train-split windows of one motion shard."""
     from .shards import open_arrays, read_meta
