@@ -97,7 +97,7 @@ def run_phase(url: str, clients: int, jobs: int, params: protocol.PredictParams,
             t0 = time.perf_counter()
             try:
                 job = client.submit_predict(data, params)
-                final = client.wait(job.id, poll_interval=0.1, timeout=timeout)
+                final = client.wait(job.id, poll_interval=0.25, timeout=timeout)  # as the add-on polls
                 blob = client.result(final.id)
                 with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
                     spectral.volume_from_arrays(dict(npz))

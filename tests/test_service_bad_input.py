@@ -94,6 +94,28 @@ def test_wrong_fields_name_the_field(client):
     _error(client.post("/v1/jobs/predict", json=["not", "an", "object"]), 422, "invalid_request")
 
 
+def test_16_bit_greyscale_and_alpha_images_are_accepted(client):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    grey16 = (np.arange(40 * 64, dtype=np.uint16).reshape(40, 64) * 25).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(grey16).save(buf, "PNG")
+    from backend.service.images import decode_image
+
+    decoded = decode_image(buf.getvalue(), 10_000, 1024).pixels  # scaled, not clipped at 255
+    assert np.array_equal(decoded[..., 0], np.round(grey16 / 257.0).astype(np.uint8))
+    assert np.array_equal(decoded[..., 0], decoded[..., 2])
+    rgba = np.concatenate([photo(), np.full((40, 64, 1), 128, np.uint8)], axis=2)
+    assert np.array_equal(decode_image(encode(rgba), 10_000, 1024).pixels, photo())  # alpha dropped
+    for data in (buf.getvalue(), encode(rgba)):
+        job = client.post("/v1/jobs/predict", json=predict_body(data))
+        assert job.status_code == 202, job.text
+        assert wait_state(client, job.json()["id"])["state"] == "done"
+
+
 def test_image_too_small(client):
     assert "8x8" in _error(client.post("/v1/jobs/predict", json=predict_body(encode(photo(8, 8)))), 422,
                            "image_too_small")

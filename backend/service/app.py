@@ -93,7 +93,7 @@ def _router(state: ServiceState) -> APIRouter:
     jobs, models, config = state.jobs, state.models, state.config
 
     @router.get("/health", response_model=Health, tags=["service"])
-    def health():
+    async def health():
         """Versions, device, loaded models, queue and limits. Never needs the token."""
         loaded, default = models.list()
         queued, running = jobs.counts()
@@ -106,7 +106,7 @@ def _router(state: ServiceState) -> APIRouter:
                       auth_required=bool(config.token))
 
     @router.get("/models", response_model=ModelList, tags=["models"], responses=_errors(401))
-    def list_models():
+    async def list_models():
         loaded, default = models.list()
         return ModelList(models=[_model_info(m, default) for m in loaded], default=default)
 
@@ -124,7 +124,7 @@ def _router(state: ServiceState) -> APIRouter:
         return _model_info(model, None)
 
     @router.get("/job-kinds", response_model=JobKindList, tags=["jobs"], responses=_errors(401))
-    def list_job_kinds():
+    async def list_job_kinds():
         return JobKindList(kinds=[JobKindInfo(name=k.name, description=k.description, result_name=k.result_name,
                                               media_type=k.media_type,
                                               request_schema=k.request_model.model_json_schema())
@@ -144,16 +144,16 @@ def _router(state: ServiceState) -> APIRouter:
                                                     f"{', '.join(sorted(state.kinds))}); see GET /v1/job-kinds")
 
     @router.get("/jobs", response_model=JobList, tags=["jobs"], responses=_errors(401))
-    def list_jobs():
+    async def list_jobs():
         return JobList(jobs=[JobStatus(**jobs.status(j)) for j in jobs.list()])
 
     @router.get("/jobs/{job_id}", response_model=JobStatus, tags=["jobs"], responses=_errors(401, 404))
-    def job_status(job_id: str):
+    async def job_status(job_id: str):
         """State, stage, progress and ETA of a job."""
         return JobStatus(**jobs.status(jobs.get(job_id)))
 
     @router.post("/jobs/{job_id}/cancel", response_model=JobStatus, tags=["jobs"], responses=_errors(401, 404))
-    def cancel_job(job_id: str):
+    async def cancel_job(job_id: str):
         """Cancel: a queued job is dropped at once, a running one stops at its next step (state 'cancelled')."""
         return JobStatus(**jobs.status(jobs.cancel(job_id)))
 
@@ -180,7 +180,7 @@ def _router(state: ServiceState) -> APIRouter:
         return FileResponse(job.result_path, media_type=job.kind.media_type, filename=job.kind.result_name)
 
     @router.get("/jobs/{job_id}/files", response_model=FileList, tags=["jobs"], responses=_errors(401, 404))
-    def job_files(job_id: str):
+    async def job_files(job_id: str):
         """Artefacts published so far (e.g. frames of a render), in publishing order."""
         job = jobs.get(job_id)
         status = jobs.status(job)

@@ -1,7 +1,8 @@
 """Request guard (pure ASGI middleware, runs before any route): who may call, and how much they may send.
 
-* Browsers: a request from a web page of another origin (``Origin`` header not allowed, or ``Sec-Fetch-Site:
-  cross-site``) is refused with 403, so a web site the user visits cannot drive the local backend.
+* Browsers: a request from a web page of another origin (``Origin`` header neither allowed nor this backend's own
+  address, or ``Sec-Fetch-Site: cross-site``) is refused with 403, so a web site the user visits cannot drive the
+  local backend. The backend's own pages (``/v1/docs``) work.
 * DNS rebinding: while bound to loopback only ``Host: localhost / 127.0.0.1 / [::1]`` (+ configured names) pass.
 * Token: when configured, every route except health and the API schema needs ``Authorization: Bearer <token>``.
 * Body size: ``Content-Length`` above the limit, or a streamed body growing past it, gets 413 before it is read.
@@ -80,7 +81,8 @@ class RequestGuard:
 
     def _refusal(self, scope, headers) -> tuple | None:
         origin = headers.get("origin")
-        if origin is not None and origin.rstrip("/").lower() not in self.origins:
+        same_origin = origin is not None and origin.rstrip("/").lower() == "http://" + headers.get("host", "").lower()
+        if origin is not None and origin.rstrip("/").lower() not in self.origins and not same_origin:
             return 403, "cross_origin", (f"Requests from web pages ({origin}) are refused: the backend only "
                                          "serves local tools such as the Blender add-on (serve --allow-origin to "
                                          "allow one)")

@@ -1,7 +1,8 @@
 """Uploaded photos: base64 → bytes → checked, decoded RGB uint8 array. Every bad input is a ServiceError (4xx).
 
 Checks, in order: valid base64, not empty, a format Pillow reads, pixel count from the header (before any pixel is
-decoded, so a decompression bomb costs nothing), complete decode (truncated files fail), minimum size.
+decoded, so a decompression bomb costs nothing), complete decode (truncated files fail), minimum size. Pixels are
+used as stored (EXIF orientation ignored, as Blender does), alpha is dropped.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .errors import ServiceError
 
@@ -58,8 +59,7 @@ def decode_image(data: bytes, max_pixels: int, max_side: int) -> Photo:
             raise _too_many((w, h), max_pixels)
         try:
             image.load()
-            image = ImageOps.exif_transpose(image)
-            rgb = image.convert("RGB")
+            rgb = _to_rgb(image)
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombWarning,
                 Image.DecompressionBombError) as exc:
             raise ServiceError(422, "invalid_image", f"The image is truncated or corrupt ({exc}): export it "
@@ -72,6 +72,17 @@ def decode_image(data: bytes, max_pixels: int, max_side: int) -> Photo:
     if scale < 1.0:
         rgb = rgb.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
     return Photo(np.asarray(rgb, dtype=np.uint8).copy(), (w, h))
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB. EXIF orientation is ignored on purpose: Blender shows the pixels as stored, and the motion must
+    line up with the plane's texture. 16-bit greyscale is scaled (Pillow's convert would clip it)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or grey.max() > 255 else 255.0
+        grey8 = np.clip(grey * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(np.repeat(grey8[..., None], 3, axis=2))
+    return image.convert("RGB")
 
 
 def _too_many(size, max_pixels: int) -> ServiceError:
