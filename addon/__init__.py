@@ -9,9 +9,9 @@ _registered: list = []
 
 
 def _modules():
-    from . import animate_ops, poke_ops, pokes, ops, prefs, props, ui
+    from . import animate_ops, neural_ops, poke_ops, pokes, ops, prefs, props, ui
 
-    return prefs, props, pokes, ops, poke_ops, animate_ops, ui
+    return prefs, props, pokes, ops, poke_ops, animate_ops, neural_ops, ui
 
 
 def register():

@@ -57,6 +57,10 @@ class IMAGEDYN_PT_motion(_SidebarPanel, bpy.types.Panel):
         sub = col.row()
         sub.enabled = settings.set_frame_range
         sub.prop(settings, "include_closing_frame")
+        if shapekeys.has_modal_keys(obj):
+            from . import neural_ops
+
+            neural_ops.draw_neural(layout, obj)
 
 
 def _progress(layout, factor: float, text: str) -> None:
