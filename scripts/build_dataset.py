@@ -110,8 +110,9 @@ def main(argv=None) -> int:
     for v in tqdm(cfg.videos, desc="counting clip frames", unit="clip", disable=not cfg.videos):
         try:
             clip_frames[v] = count_frames(v)
-        except ValueError as e:
-            raise SystemExit(f"error: {e}") from None
+        except ValueError as e:  # logged in the card as unreadable; the other clips go on
+            log.warning("%s", e)
+            clip_frames[v] = (0, 0.0, str(e))
     jobs = plan_jobs(cfg, clip_frames)
     size = lambda j: {"synthetic": len(j.get("scenes", [])), "real": len(j.get("starts", [])),  # noqa: E731
                       "negative": 1}[j["type"]]

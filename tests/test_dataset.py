@@ -40,6 +40,7 @@ def clips(tmp_path_factory):
     _write_clip(d / "sway.avi", render_clip(sway, noise=1.0, seed=0))            # 60 frames: 3 windows, kept
     _write_clip(d / "shaky.avi", render_clip(sway, shake_px=4.0, noise=1.0, seed=1)[:50])  # 2 windows, rejected
     _write_clip(d / "short.avi", render_clip(sway, num_frames=20, seed=2))       # shorter than T: skipped
+    (d / "broken.mp4").write_bytes(b"not a video at all")                          # unreadable: logged, skipped
     return d
 
 
@@ -64,6 +65,7 @@ def test_card_counts_and_rejections(built):
     assert clips["sway"]["windows"] == 3 and clips["sway"]["kept"] == 3
     assert clips["shaky"]["windows"] == 2 and clips["shaky"]["rejected"]["camera_motion"] == 2
     assert clips["short"]["status"].startswith("too short") and card["real"]["too_short"] == ["short"]
+    assert clips["broken"]["status"].startswith("unreadable") and card["real"]["unreadable"] == ["broken"]
     assert {r["start"] for r in card["real"]["rejected_windows"]} == {0, 10}
     assert all(r["reason"] == "camera_motion" for r in card["real"]["rejected_windows"])
     assert [n["expected"] for n in card["negatives"]] == ["camera_motion", "static"]

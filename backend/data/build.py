@@ -85,11 +85,11 @@ def plan_jobs(cfg: BuildConfig, clip_frames: dict) -> list:
         jobs.append({"name": f"syn-{c0 // cfg.chunk:05d}", "type": "synthetic",
                      "scenes": list(range(c0, min(c0 + cfg.chunk, cfg.synthetic)))})
     for path in cfg.videos:
-        n, fps = clip_frames[path]
+        n, fps, *error = clip_frames[path]  # (frames, fps) or (0, 0.0, why it cannot be read)
         starts = window_starts(n, cfg.num_frames, cfg.stride)
         if not starts:
             jobs.append({"name": f"real-{clip_name(path)}-00", "type": "real", "video": path, "starts": [],
-                         "frames": n, "fps": fps})
+                         "frames": n, "fps": fps, "error": error[0] if error else None})
         for j, c0 in enumerate(range(0, len(starts), cfg.chunk)):
             jobs.append({"name": f"real-{clip_name(path)}-{j:02d}", "type": "real", "video": path,
                          "starts": starts[c0:c0 + cfg.chunk], "frames": n, "fps": fps})
@@ -152,17 +152,26 @@ def _write(root, name, photos, coeffs, samples, r, pair_samples, cfg):
 
 
 def _real_job(job, cfg: BuildConfig, tick: Callable) -> dict:
+    from backend.video import VideoError
+
     from .windows import clip_windows, read_frames
 
     clip = clip_name(job["video"])
     out = {"clip": clip, "frames": job["frames"], "fps": job["fps"], "windows": 0, "kept": 0, "pairs": 0,
            "rejected": [], "status": "ok"}
-    if not job["starts"]:
-        out["status"] = f"too short ({job['frames']} frames < {cfg.num_frames})"
-        _write(cfg.root, job["name"], [], [], [], {"i0": [], "it": [], "flow": [], "weight": []}, [], cfg)
+    empty = {"i0": [], "it": [], "flow": [], "weight": []}
+    if job.get("error") or not job["starts"]:
+        out["status"] = (f"unreadable: {job['error']}" if job.get("error")
+                         else f"too short ({job['frames']} frames < {cfg.num_frames})")
+        _write(cfg.root, job["name"], [], [], [], empty, [], cfg)
         return out
     first, last = job["starts"][0], job["starts"][-1] + cfg.num_frames
-    frames = read_frames(job["video"], cfg.width, cfg.height, first, last)
+    try:
+        frames = read_frames(job["video"], cfg.width, cfg.height, first, last)
+    except VideoError as e:
+        out["status"] = f"unreadable: {e}"
+        _write(cfg.root, job["name"], [], [], [], empty, [], cfg)
+        return out
     photos, coeffs, samples, pair_samples = [], [], [], []
     r = {"i0": [], "it": [], "flow": [], "weight": []}
     group = f"real:{clip}"
@@ -313,6 +322,7 @@ def assemble_card(cfg: BuildConfig, jobs: list, logs: dict, seconds: float, new_
                  "rejected": {"camera_motion": sum(c["rejected"]["camera_motion"] for c in clips.values()),
                               "static": sum(c["rejected"]["static"] for c in clips.values())},
                  "too_short": sorted(k for k, c in clips.items() if c["status"].startswith("too short")),
+                 "unreadable": sorted(k for k, c in clips.items() if c["status"].startswith("unreadable")),
                  "rejected_windows": rejected},
         "negatives": [logs[j["name"]] for j in jobs if j["type"] == "negative"],
         "splits": {"method": "groups held out by sha1(seed:group); real by clip, synthetic by scene seed",
