@@ -74,6 +74,7 @@ def gate(request):
 def test_health_reports_versions_device_model_and_limits(client):
     health = client.get("/v1/health").json()
     assert health["service"] == "image-dynamics" and health["api_version"] == "1.0"
+    assert health["torch"].startswith("2.") and health["python"].startswith("3.")
     assert health["device"] == "cpu" and health["default_model"] == "tiny-random@seed0"
     assert health["models"] == [{"id": "tiny-random@seed0", "source": "tiny", "device": "cpu",
                                  "map_size": [64, 48], "default": True}]
@@ -206,9 +207,15 @@ def test_cancel_a_running_prediction_stops_within_a_step(client):
 def test_queue_limit_gives_429_with_retry_after_and_loses_nothing(tmp_path, gate):
     g = gate(steps=1)
     with TestClient(make_app(tmp_path, max_queue=2)) as client:
+        first = client.post("/v1/jobs/gate", json={"tag": "first"}).json()["id"]
+        g.release.release()
+        assert wait_state(client, first)["state"] == "done"  # the service now knows how long a gate job takes
         ids = [client.post("/v1/jobs/gate", json={"tag": str(i)}).json()["id"] for i in range(1)]
-        assert g.started.wait(10)
+        wait_state(client, ids[0], states=("running",))
         ids += [client.post("/v1/jobs/gate", json={"tag": str(i)}).json()["id"] for i in range(1, 3)]
+        queued = [client.get(f"/v1/jobs/{i}").json() for i in ids[1:]]
+        assert [q["queue_position"] for q in queued] == [0, 1]
+        assert 0 < queued[0]["eta_seconds"] < queued[1]["eta_seconds"]  # running job's rest + average durations
         refused = client.post("/v1/jobs/gate", json={"tag": "x"})
         assert refused.status_code == 429 and refused.json()["error"]["code"] == "busy"
         assert int(refused.headers["retry-after"]) >= 1

@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 import logging
 import os
+import platform
 import time
 
 from fastapi import APIRouter, FastAPI
@@ -98,7 +99,8 @@ def _router(state: ServiceState) -> APIRouter:
         loaded, default = models.list()
         queued, running = jobs.counts()
         device = loaded[0].device if loaded else _device_name(config.device)
-        return Health(service=SERVICE_NAME, version=package_version(), api_version=API_VERSION, device=device,
+        return Health(service=SERVICE_NAME, version=package_version(), api_version=API_VERSION,
+                      python=platform.python_version(), torch=_torch_version(), device=device,
                       models=[_model_info(m, default) for m in loaded], default_model=default,
                       job_kinds=sorted(state.kinds), queue=QueueInfo(queued=queued, running=running,
                                                                      max_queue=jobs.max_queue),
@@ -217,6 +219,12 @@ def _create_job_endpoint(state: ServiceState, kind: JobKind):
         [inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind.request_model)])
     create_job.__name__ = f"create_{kind.name}_job"
     return create_job
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
 
 
 def _device_name(device: str) -> str:

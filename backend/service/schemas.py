@@ -57,6 +57,8 @@ class Health(BaseModel):
     service: str = Field(description="Always 'image-dynamics'")
     version: str = Field(description="Package version of the backend")
     api_version: str = Field(description="major.minor of this API; clients need the same major")
+    python: str = Field(description="Python version of the backend")
+    torch: str = Field(description="PyTorch version of the backend")
     device: str = Field(description="Device the models run on (cpu, cuda, ...)")
     models: list[ModelInfo]
     default_model: Optional[str] = None
