@@ -11,6 +11,8 @@ overall and per range of t across the window:
 * mesh warp    - Blender's path: the add-on's vertex grid moved by the flow, rasterised (backend/render/meshwarp.py)
 * repeat I_0   - no motion at all
 
+PSNR is per pair (capped at 60 dB: a static synthetic scene renders identically), then averaged.
+
     .venv/bin/python scripts/eval_renderer.py --data /work/datasets/gid_v1
     .venv/bin/python scripts/eval_renderer.py --data D --checkpoint runs/renderer/renderer.pt --baseline B.pt --json out.json
 """
@@ -35,6 +37,7 @@ from backend.render.splatting import motion_metric  # noqa: E402
 from backend.splat import softmax_splat  # noqa: E402
 
 T_BINS = ((1, 30), (30, 75), (75, 10**6))
+PSNR_CAP = 60.0  # dB, per pair
 
 
 def forward_warp(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -44,15 +47,16 @@ def forward_warp(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> 
     return fill_holes(out[:, :3], coverage, out[:, 3:4])
 
 
-def evaluate(pairs, methods: dict, limit: int | None = None, progress: bool = True) -> dict:
-    """{method: [(t, psnr, ssim, group), ...]} over the real held-out pairs."""
+def evaluate(pairs, methods: dict, limit: int | None = None, progress: bool = True, source: str = "real") -> dict:
+    """{method: [(t, psnr, ssim, group), ...]} over the held-out pairs of ``source`` (real, synthetic or all)."""
     groups = pairs.groups()
-    idx = [i for i, g in enumerate(groups) if str(g).startswith("real:")]
+    idx = [i for i, g in enumerate(groups)
+           if source == "all" or (str(g).startswith("real:") == (source == "real"))]
     if limit:
         idx = idx[:: max(1, len(idx) // limit)][:limit]
     if not idx:
-        raise SystemExit("no held-out real pairs (groups 'real:...') in this dataset's val split: use a dataset "
-                         "built with --videos")
+        raise SystemExit(f"no held-out {source} pairs in this dataset's val split (real ones need a dataset "
+                         "built with --videos)")
     rows = {name: [] for name in methods}
     start = time.perf_counter()
     with torch.no_grad():
@@ -63,7 +67,8 @@ def evaluate(pairs, methods: dict, limit: int | None = None, progress: bool = Tr
             weight = s["weight"].reshape(1, 1, *flow.shape[-2:]).float()
             for name, fn in methods.items():
                 pred = fn(i0, flow, weight).clamp(0, 1)
-                rows[name].append((int(s["t"]), float(psnr(pred, it)), float(ssim(pred, it)), str(s["group"])))
+                value = min(float(psnr(pred, it)), PSNR_CAP)  # identical frames (static scenes) would be inf
+                rows[name].append((int(s["t"]), value, float(ssim(pred, it)), str(s["group"])))
             if progress and (n + 1) % 10 == 0:
                 rate = (n + 1) / (time.perf_counter() - start)
                 print(f"  {n + 1}/{len(idx)} pairs, ETA {(len(idx) - n - 1) / rate:.0f} s", file=sys.stderr,
@@ -105,6 +110,8 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, help="evaluate at most this many pairs (evenly spread)")
     p.add_argument("--no-mesh", action="store_true", help="skip the (slower) mesh-warp baseline")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--source", choices=("real", "synthetic", "all"), default="real",
+                   help="which held-out pairs (default real clips)")
     p.add_argument("--json", help="also write the numbers here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -124,12 +131,12 @@ def main(argv=None) -> int:
             return torch.from_numpy(out).permute(2, 0, 1)[None]
         methods["mesh warp"] = mesh
     methods["repeat I_0"] = lambda i0, f, w: i0
-    rows = evaluate(pairs, methods, args.limit)
+    rows = evaluate(pairs, methods, args.limit, source=args.source)
     summary = summarise(rows)
     print(table(summary))
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"data": os.path.abspath(args.data), "summary": summary, "rows": rows}, fh, indent=1)
+            json.dump({"data": os.path.abspath(args.data), "source": args.source, "summary": summary, "rows": rows}, fh, indent=1)
     return 0
 
 

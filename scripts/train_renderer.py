@@ -53,6 +53,56 @@ class Concat(torch.utils.data.Dataset):
         raise IndexError(i)
 
 
+class FinishedShards(torch.utils.data.Dataset):
+    """Render pairs of the shards a dataset build has finished so far (no card.json yet), minus held-out groups.
+
+    For training while a build of real clips is still running. Its final split is not known yet, so every group
+    that could end up held out is left out: the ``hold_out`` real clips of the build with the smallest split hash
+    (``backend.data.dataset.group_hash``; the build holds out the first 15% of its kept clips in that order).
+    """
+
+    def __init__(self, root: str, hold_out: int = 6, seed: int = 0):
+        import json
+
+        from backend.data.build import clip_name
+        from backend.data.dataset import group_hash
+        from backend.data.shards import open_arrays, read_meta
+
+        with open(os.path.join(root, "build.json")) as fh:
+            videos = json.load(fh)["videos"]
+        groups = sorted((f"real:{clip_name(v)}" for v in videos), key=lambda g: group_hash(g, seed))
+        self.held_out = groups[:hold_out]
+        self.rows, self.arrays = [], {}
+        base = os.path.join(root, "render")
+        for name in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+            if name.endswith(".tmp"):
+                continue
+            meta = read_meta(root, "render", name)
+            for row, sample in enumerate(meta["samples"]):
+                if sample["group"] not in self.held_out:
+                    self.rows.append((name, row, sample))
+        self._open = lambda name: open_arrays(root, "render", name)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def groups(self):
+        return [s["group"] for _, _, s in self.rows]
+
+    def __getitem__(self, i):
+        import numpy as np
+
+        name, row, meta = self.rows[i]
+        if name not in self.arrays:
+            self.arrays[name] = self._open(name)
+        arr = self.arrays[name]
+        return {"i0": torch.from_numpy(np.array(arr["i0"][row], np.float32).transpose(2, 0, 1) / 255.0),
+                "it": torch.from_numpy(np.array(arr["it"][row], np.float32).transpose(2, 0, 1) / 255.0),
+                "flow": torch.from_numpy(np.array(arr["flow"][row], np.float32)),
+                "weight": torch.from_numpy(np.array(arr["weight"][row], np.float32)),
+                "t": int(meta["t"]), "group": meta["group"], "source": meta["source"]}
+
+
 def _format_eta(seconds: float) -> str:
     seconds = int(max(0, seconds))
     return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -60,7 +110,10 @@ def _format_eta(seconds: float) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", action="append", required=True, help="dataset root with card.json (repeatable)")
+    p.add_argument("--data", action="append", default=[], help="dataset root with card.json (repeatable)")
+    p.add_argument("--partial", action="append", default=[],
+                   help="root of a real-clip build still running: train on its finished shards, leaving out every "
+                        "clip that may end up held out (repeatable)")
     p.add_argument("--out", default="runs/renderer", help="run folder (checkpoints; resumed when it has last.pt)")
     p.add_argument("--kind", choices=("pyramid", "baseline"), default="pyramid")
     p.add_argument("--channels", default="16,32,48", help="encoder channels per level (default 16,32,48)")
@@ -71,8 +124,11 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--ema", type=float, default=0.995)
     p.add_argument("--real-fraction", type=float, default=0.5, help="share of real-clip pairs per batch")
+    p.add_argument("--flow-noise", type=float, default=0.3,
+                   help="synthetic pairs: smooth flow error as a fraction of the local RMS motion (default 0.3)")
     p.add_argument("--save-every", type=float, default=120.0, help="seconds between resumable checkpoints")
     p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--snapshots", default="", help="steps at which to keep a copy of the EMA weights, e.g. 400,800")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--seed", type=int, default=0)
@@ -85,7 +141,9 @@ def main(argv=None) -> int:
     from backend.device import resolve_device
 
     try:
-        train_parts = [RenderPairs(root, "train") for root in args.data]
+        if not args.data and not args.partial:
+            raise DatasetError("give at least one --data or --partial dataset")
+        train_parts = [RenderPairs(root, "train") for root in args.data] + [FinishedShards(r) for r in args.partial]
         val_parts = [RenderPairs(root, "val") for root in args.data]
         cards = [load_card(root) for root in args.data]
         device = resolve_device(args.device)
@@ -94,11 +152,14 @@ def main(argv=None) -> int:
         return 2
     model_config = RendererConfig(kind=args.kind, channels=tuple(int(c) for c in args.channels.split(",")))
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, ema=args.ema,
-                      real_fraction=args.real_fraction, max_minutes=args.minutes,
-                      checkpoint_seconds=args.save_every, log_every=args.log_every, seed=args.seed)
+                      real_fraction=args.real_fraction, flow_noise=args.flow_noise, max_minutes=args.minutes,
+                      checkpoint_seconds=args.save_every, log_every=args.log_every, seed=args.seed,
+                      snapshot_steps=tuple(int(v) for v in args.snapshots.split(",") if v))
     meta = {"datasets": [{"root": os.path.abspath(r), "card_format": c.get("format"),
                           "train_pairs": len(t), "val_pairs": len(v)}
-                         for r, c, t, v in zip(args.data, cards, train_parts, val_parts)],
+                         for r, c, t, v in zip(args.data, cards, train_parts, val_parts)]
+            + [{"root": os.path.abspath(r), "partial": True, "train_pairs": len(t), "held_out": t.held_out}
+               for r, t in zip(args.partial, train_parts[len(args.data):])],
             "torch": str(torch.__version__)}
     t0 = time.time()
 

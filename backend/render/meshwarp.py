@@ -83,6 +83,8 @@ def mesh_warp(image: np.ndarray, flow: np.ndarray, depth: np.ndarray | None = No
             # Resolve: the front-most (then the later triangle in grid order) wins, also among this pass's hits.
             better = (vz > best_z[pix]) | ((vz == best_z[pix]) & (t > best_key[pix]))
             pix, vz, vuv, t = pix[better], vz[better], vuv[better], t[better]
+            if pix.size == 0:
+                continue
             rank = np.lexsort((t, vz, pix))  # by pixel, then depth, then triangle: the last of each pixel wins
             pix, vz, vuv, t = pix[rank], vz[rank], vuv[rank], t[rank]
             last = np.r_[pix[1:] != pix[:-1], True]

@@ -39,9 +39,11 @@ class TrainConfig:
     ema: float = 0.995
     grad_clip: float = 1.0
     real_fraction: float = 0.5  # share of each batch drawn from real-clip pairs (when both kinds exist)
+    flow_noise: float = 0.0  # synthetic pairs: smooth flow error, this fraction of the local RMS motion
     max_minutes: float = 0.0  # stop (and save) after this wall time; 0 = no limit
     checkpoint_seconds: float = 120.0
     log_every: int = 20
+    snapshot_steps: tuple = ()  # also save the EMA weights as <out>/renderer_step<N>.pt at these steps
     seed: int = 0
     loss: LossWeights = LossWeights()
 
@@ -80,13 +82,27 @@ def _split_indices(dataset) -> tuple:
     return real, synth
 
 
+def perturb_flow(sample: dict, fraction: float, rng: np.random.Generator) -> dict:
+    """Add a smooth random error to the flow, ``fraction`` of the local RMS motion sqrt(W) (real flow from video
+    is never exact: synthetic pairs with exact flow then teach the decoder to cope with flow errors too)."""
+    flow = sample["flow"]
+    h, w = flow.shape[-2:]
+    coarse = torch.from_numpy(rng.standard_normal((1, 2, max(2, h // 16), max(2, w // 16))).astype(np.float32))
+    noise = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)[0]
+    rms = sample["weight"].clamp_min(0).sqrt().reshape(1, h, w)
+    return {**sample, "flow": flow + fraction * noise * rms}
+
+
 def make_batch(dataset, indices_real, indices_synth, cfg: TrainConfig, step: int) -> dict:
     rng = np.random.default_rng([cfg.seed, step])
     items = []
     for _ in range(cfg.batch_size):
-        pool = indices_real if (len(indices_synth) == 0 or (len(indices_real) and rng.uniform() < cfg.real_fraction)) \
-            else indices_synth
-        items.append(random_crop(dataset[int(pool[rng.integers(len(pool))])], cfg.crop, rng))
+        real = len(indices_synth) == 0 or (len(indices_real) > 0 and rng.uniform() < cfg.real_fraction)
+        pool = indices_real if real else indices_synth
+        item = random_crop(dataset[int(pool[rng.integers(len(pool))])], cfg.crop, rng)
+        if cfg.flow_noise > 0 and not real:
+            item = perturb_flow(item, cfg.flow_noise, rng)
+        items.append(item)
     return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
 
@@ -197,6 +213,8 @@ def train(model_config: RendererConfig, cfg: TrainConfig, train_set, out_dir: st
             window.clear()
             if progress is not None:
                 progress(info)
+        if step in cfg.snapshot_steps:
+            checkpoint.save(os.path.join(out_dir, f"renderer_step{step}.pt"), ema, meta={**(meta or {}), "steps": step})
         if time.perf_counter() - last_save > cfg.checkpoint_seconds:
             save_last()
             last_save = time.perf_counter()
