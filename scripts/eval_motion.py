@@ -49,7 +49,7 @@ def mean_training_spectrum(ds, n=200):
     acc = None
     power = None
     for i in idx:
-        c = np.asarray(ds[int(i)]["coeffs"], np.float64)
+        c = np.asarray(ds[int(i)]["coeffs"]).astype(np.float64)
         m = c.mean(axis=(2, 3))
         p = (c ** 2).mean(axis=(2, 3))
         acc = m if acc is None else acc + m
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         if not idx:
             continue
         rows = {name: [] for name in ["zero motion", "mean spectrum", *models]}
-        items = [val[i] for i in idx]
+        items = [{k: v.numpy() if torch.is_tensor(v) else v for k, v in val[i].items()} for i in idx]
         h, w = items[0]["coeffs"].shape[-2:]
         mean_volume = np.broadcast_to(mean_c[:, :, None, None], (mean_c.shape[0], 4, h, w)).astype(np.float32)
         for it in items:

@@ -281,7 +281,7 @@ class Trainer:
         return path
 
     @torch.no_grad()
-    def _latent_statistics(self, raw: MotionModel, n: int = 96):
+    def _latent_statistics(self, raw: MotionModel, n: int = 32):
         """Per (frequency, channel) mean and std of the VAE's posterior means over training windows (whitening)."""
         idx = np.linspace(0, len(self.train_set) - 1, min(n, len(self.train_set))).round().astype(int)
         raw.latent_mean.zero_()
@@ -303,6 +303,7 @@ class Trainer:
             item = dataset[int(rng.integers(len(dataset)))]
             z = normalize(torch.as_tensor(item["coeffs"]), self.acc.unwrap_model(self.model).scales)
             hh, ww = z.shape[-2:]
+            crop = min(crop, hh, ww)
             for _ in range(per_window):
                 y, x = int(rng.integers(hh - crop + 1)), int(rng.integers(ww - crop + 1))
                 out.append(z[int(rng.integers(k)), :, y:y + crop, x:x + crop])
