@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 BACKEND_FORMATS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}  # the backend decodes these
 BACKEND_FILE_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "TIFF"}
 LABEL = "Animate Photo"
+BUSY_WAIT = 300.0  # seconds Animate Photo keeps retrying while the backend's queue is full
 
 
 class AnimateError(RuntimeError):
@@ -106,7 +107,9 @@ def animate_work(request: AnimateRequest):
             if cancel_event.is_set():
                 raise JobCancelled()
             emit("Uploading the photo", 0.0)
-            status = client.submit_predict(request.image.encoded(), request.params)
+            status = client.submit_predict(
+                request.image.encoded(), request.params, busy_wait=BUSY_WAIT, cancelled=cancel_event.is_set,
+                on_busy=lambda seconds: emit(f"Backend busy (queue full): retrying in {seconds:.0f} s", 0.0))
             emit(protocol.status_text(status), status.progress, status.id)
             try:
                 final = client.wait(status.id, cancelled=cancel_event.is_set,

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from bpy_helpers import flat_plane_frame, fresh_scene, positions_at, stripes, write_image
-from service_helpers import VENV_PYTHON, free_port, kill_process, start_server_process, stop_process
+from service_helpers import (VENV_PYTHON, encode, free_port, kill_process, photo, start_server_process,
+                             stop_process)
 
 pytestmark = pytest.mark.bpy
 TOL = 1e-4
@@ -19,7 +20,7 @@ TOL = 1e-4
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    proc, url = start_server_process(tmp_path_factory.mktemp("server"))
+    proc, url = start_server_process(tmp_path_factory.mktemp("server"), "--max-queue", "1")
     try:
         yield url
     finally:
@@ -139,26 +140,35 @@ def test_cancel_mid_job_leaves_the_scene_unchanged(bpy, tmp_path, server, monkey
         time.sleep(0.05)
 
 
-def test_killing_the_backend_mid_job_reports_an_error(bpy, tmp_path, monkeypatch):
+def test_busy_backend_is_waited_for_then_the_photo_animates(bpy, tmp_path, server, monkeypatch):
     from addon import backend
+    from addon.core import protocol
+    from addon.core.client import BackendClient
 
-    proc, url = start_server_process(tmp_path)
+    monkeypatch.setenv(backend.ENV_URL, server)
+    client = BackendClient(server)
+    params = protocol.PredictParams(steps=500)
+    blockers = [client.submit_predict(encode(photo(seed=31)), params)]
     try:
-        monkeypatch.setenv(backend.ENV_URL, url)
-        obj = _plane(bpy, tmp_path, steps=500)
-        before = _snapshot(bpy, obj)
+        deadline = time.monotonic() + 30
+        while client.status(blockers[0].id).state != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        blockers.append(client.submit_predict(encode(photo(seed=32)), params))  # the queue (max 1) is full
+        obj = _plane(bpy, tmp_path, save=False)
         assert bpy.ops.imagedyn.animate_photo() == {"FINISHED"}
         job = backend.job_for(obj.name)
-        _wait_sampling(job)
-        kill_process(proc)
-        t0 = time.monotonic()
-        assert backend.wait_idle(30)
-        assert time.monotonic() - t0 < 15
+        deadline = time.monotonic() + 30
+        while not job.text.startswith("Backend busy (queue full): retrying in"):
+            backend.process_events()
+            assert job.active and time.monotonic() < deadline, (job.state, job.text, job.message)
+            time.sleep(0.05)
     finally:
-        stop_process(proc)
-    assert job.state == "failed" and "Lost the connection to the backend" in job.message
-    assert "image-dynamics serve" in job.message
-    assert _snapshot(bpy, obj) == before
+        for blocker in blockers:
+            client.cancel(blocker.id)
+    assert backend.wait_idle(90)
+    assert job.state == "done", job.message
+    assert len(obj.data.shape_keys.key_blocks) == 33
 
 
 def test_no_backend_running_says_how_to_start_it(bpy, tmp_path, monkeypatch):
@@ -229,7 +239,7 @@ def test_generated_photo_animates_end_to_end(bpy, tmp_path, server, monkeypatch)
     assert spectral.load_npz(obj.imagedyn.volume_path).source_size == (48, 30)
 
 
-def test_backend_started_from_preferences_and_stopped_on_unregister(bpy, tmp_path, monkeypatch):
+def test_backend_started_from_preferences_then_killed_mid_job_reports_an_error(bpy, tmp_path, monkeypatch):
     from addon import backend
 
     port = free_port()
@@ -244,11 +254,55 @@ def test_backend_started_from_preferences_and_stopped_on_unregister(bpy, tmp_pat
         job = _run(bpy, obj, timeout=150)
         assert job.state == "done", job.message + " | " + backend.SERVER.log_tail()
         assert backend.SERVER.running()
-        proc = backend.SERVER.proc
-        assert bpy.app.timers.is_registered(backend.process_events)
+        # kill it (a crash) in the middle of the next job: an error, not a hang, and the scene is unchanged
+        obj.imagedyn.animate_steps = 500
+        before = _snapshot(bpy, obj)
+        assert bpy.ops.imagedyn.animate_photo() == {"FINISHED"}
+        job = backend.job_for(obj.name)
+        _wait_sampling(job)
+        kill_process(backend.SERVER.proc)
+        t0 = time.monotonic()
+        assert backend.wait_idle(30)
+        assert time.monotonic() - t0 < 15
+        assert job.state == "failed" and "The backend the add-on started stopped" in job.message
+        assert "exited with code -9" in job.message
+        assert _snapshot(bpy, obj) == before
+    finally:
+        backend.SERVER.stop()
+
+
+def test_killing_a_backend_started_by_hand_mid_job_reports_the_lost_connection(bpy, tmp_path, monkeypatch):
+    """The add-on's own path for 'connection lost' (the server is gone: every poll is refused)."""
+    from addon import backend
+    from addon.core.client import BackendClient
+
+    port = free_port()
+    job_key = "photo"
+
+    def work(emit, cancel_event):
+        client = BackendClient(f"http://127.0.0.1:{port}")
+        return client.wait("0" * 32, cancelled=cancel_event.is_set, poll_interval=0.05)
+
+    job = backend.start_job(job_key, "Animate Photo", work, lambda j, v: "unexpected")
+    t0 = time.monotonic()
+    assert backend.wait_idle(15) and time.monotonic() - t0 < 10
+    assert job.state == "failed" and "Lost the connection to the backend" in job.message
+    assert f"image-dynamics serve --port {port}" in job.message
+
+
+def test_unregister_stops_the_backend_the_addon_started_and_removes_the_timer(bpy):
+    import sys
+
+    from addon import backend
+
+    backend.SERVER.start([sys.executable, "-c", "import time; time.sleep(120)"])
+    proc = backend.SERVER.proc
+    backend.start_job("x", "Test", lambda emit, cancel: cancel.wait(30), lambda j, v: "")
+    assert bpy.app.timers.is_registered(backend.process_events) and proc.poll() is None
+    try:
         backend.unregister()
         assert proc.poll() is not None and not backend.SERVER.running()
-        assert not bpy.app.timers.is_registered(backend.process_events)
+        assert not bpy.app.timers.is_registered(backend.process_events) and backend.job_for("x") is None
     finally:
         backend.SERVER.stop()
         backend.register()

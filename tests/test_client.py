@@ -75,7 +75,21 @@ def test_busy_backend_gives_a_busy_error(server):
             client.submit_predict(encode(photo(seed=22)), protocol.PredictParams(steps=2))
         assert info.value.code == "busy" and info.value.status == 429 and info.value.retry_after >= 1
         assert "busy" in info.value.message and "Try again" in info.value.message
-        client.cancel(second.id)
+        waits = []
+
+        def on_busy(seconds):  # the queue drains while the client waits
+            waits.append(seconds)
+            client.cancel(second.id)
+
+        third = client.submit_predict(encode(photo(seed=22)), protocol.PredictParams(steps=2), busy_wait=30,
+                                      on_busy=on_busy)
+        assert waits == [1.0] and third.state == "queued"  # first retry after 1 s
+        client.cancel(third.id)
+        fourth = client.submit_predict(encode(photo(seed=23)), protocol.PredictParams(steps=2))
+        with pytest.raises(JobCancelled):  # cancelled while waiting for room
+            client.submit_predict(encode(photo(seed=24)), protocol.PredictParams(steps=2), busy_wait=30,
+                                  cancelled=lambda: True)
+        client.cancel(fourth.id)
     finally:
         client.cancel(first.id)
 

@@ -91,17 +91,37 @@ class BackendClient:
             raise
         return protocol.check_health(data, self.url)
 
-    def submit(self, kind: str, body: dict) -> JobStatus:
-        data = self._json("POST", f"{protocol.API_PREFIX}/jobs/{kind}", json=body, read_timeout=UPLOAD_TIMEOUT)
-        return JobStatus.from_json(data)
+    def submit(self, kind: str, body: dict, busy_wait: float = 0.0, on_busy=None, cancelled=None) -> JobStatus:
+        """Create a job. While the backend answers 429 (queue full), retry for up to ``busy_wait`` seconds (after
+        1, 2, 4, 8, then every 10 s, or sooner when the backend's Retry-After says so), telling
+        ``on_busy(seconds)`` before each wait; ``cancelled()`` turning true raises JobCancelled."""
+        deadline = time.monotonic() + busy_wait
+        attempt = 0
+        while True:
+            try:
+                data = self._json("POST", f"{protocol.API_PREFIX}/jobs/{kind}", json=body,
+                                  read_timeout=UPLOAD_TIMEOUT)
+                return JobStatus.from_json(data)
+            except BackendError as exc:
+                if exc.code != "busy" or time.monotonic() >= deadline:
+                    raise
+                # 1, 2, 4, 8, 10, 10 ... s, never past the backend's Retry-After nor the deadline
+                delay = min(2.0 ** attempt, 10.0, exc.retry_after or 10.0, max(0.5, deadline - time.monotonic()))
+                attempt += 1
+                if on_busy is not None:
+                    on_busy(delay)
+                _sleep(delay, cancelled)
+                if cancelled is not None and cancelled():
+                    raise JobCancelled() from None
 
     def submit_predict(self, image: bytes, params: protocol.PredictParams | None = None,
-                       model: str | None = None) -> JobStatus:
+                       model: str | None = None, **retry) -> JobStatus:
+        """A predict job for the photo's file bytes (``retry``: see :meth:`submit`)."""
         body = {"image": base64.b64encode(image).decode("ascii"),
                 "params": (params or protocol.PredictParams()).to_json()}
         if model:
             body["model"] = model
-        return self.submit("predict", body)
+        return self.submit("predict", body, **retry)
 
     def status(self, job_id: str) -> JobStatus:
         return JobStatus.from_json(self._json("GET", f"{protocol.API_PREFIX}/jobs/{job_id}"))

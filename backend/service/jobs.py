@@ -206,7 +206,7 @@ class JobManager:
                 job.done = job.total = 1
             else:
                 if len(self._queue) >= self.max_queue:
-                    retry = max(1, round(self._eta_queued_locked(len(self._queue)) or 1))
+                    retry = max(1, min(60, round(self._slot_free_in_locked() or 1)))
                     raise ServiceError(429, "busy", f"The backend is busy: {len(self._queue)} jobs are waiting "
                                                     f"(limit {self.max_queue}). Try again in about {retry} s",
                                        headers={"Retry-After": str(retry)})
@@ -286,6 +286,13 @@ class JobManager:
             return None
         per_step = (now - t0) / (job.done - d0)
         return max(0.0, per_step * (job.total - job.done))
+
+    def _slot_free_in_locked(self) -> float | None:
+        """Seconds until the running job ends and the first queued job starts (a queue slot frees)."""
+        if self._running is None:
+            return None
+        rest = self._eta_running_locked(self._running, time.monotonic())
+        return rest if rest is not None else self._durations.get(self._running.kind.name)
 
     def _eta_queued_locked(self, position: int) -> float | None:
         """Seconds until a job at queue ``position`` finishes: the running job's rest plus average durations."""
