@@ -254,6 +254,43 @@ class IMAGEDYN_OT_cancel_animate(bpy.types.Operator):
         return {"FINISHED"}
 
 
+CHECK_KEY = "Backend"  # the job key of Check Backend (shown in the preferences)
+
+
+def describe_health(health: dict) -> str:
+    models = health.get("default_model") or "no model loaded (serve --model PATH)"
+    queue = health.get("queue", {})
+    return (f"Connected: Image Dynamics backend {health.get('version', '?')} (API {health.get('api_version')}) on "
+            f"{health.get('device', '?')}, model {models}, {queue.get('running', 0)} running / "
+            f"{queue.get('queued', 0)} queued")
+
+
+class IMAGEDYN_OT_backend_check(bpy.types.Operator):
+    """Check the connection to the backend (and start it when Start Backend Automatically is on); the answer
+    appears below the button"""
+
+    bl_idname = "imagedyn.backend_check"
+    bl_label = "Check Backend"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        settings = backend.current_settings(context)
+
+        def work(emit, cancel_event):
+            from .core.client import BackendClient
+
+            with BackendClient(settings.url, settings.token or None) as client:
+                emit(f"Connecting to {client.url}", 0.0)
+                return backend.ensure_backend(client, settings, cancel_event, lambda text: emit(text, 0.0))
+
+        try:
+            backend.start_job(CHECK_KEY, "Check Backend", work, lambda job, health: describe_health(health))
+        except BackendError as exc:
+            self.report({"WARNING"}, exc.message)
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
 class IMAGEDYN_OT_backend_start(bpy.types.Operator):
     """Start the backend with the Python or command set in the preferences (on Backend Port of this computer)"""
 
@@ -294,5 +331,5 @@ class IMAGEDYN_OT_backend_stop(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (IMAGEDYN_OT_animate_photo, IMAGEDYN_OT_cancel_animate, IMAGEDYN_OT_backend_start,
-           IMAGEDYN_OT_backend_stop)
+classes = (IMAGEDYN_OT_animate_photo, IMAGEDYN_OT_cancel_animate, IMAGEDYN_OT_backend_check,
+           IMAGEDYN_OT_backend_start, IMAGEDYN_OT_backend_stop)

@@ -62,8 +62,18 @@ class IMAGEDYN_AP_preferences(bpy.types.AddonPreferences):
         row.prop(self, "backend_device")
         row.prop(self, "stop_on_exit")
         row = layout.row(align=True)
+        row.operator("imagedyn.backend_check", icon="LINKED")
         row.operator("imagedyn.backend_start", icon="PLAY")
         row.operator("imagedyn.backend_stop", icon="PAUSE")
+        from . import backend
+
+        job = backend.job_for("Backend")
+        if job is not None:
+            text = job.text if job.active else job.message
+            icon = {"failed": "ERROR", "done": "CHECKMARK"}.get(job.state, "TIME")
+            col = layout.column(align=True)
+            for i, line in enumerate(backend.wrap(text, 100)):
+                col.label(text=line, icon=icon if i == 0 else "BLANK1")
 
     @property
     def backend_url(self) -> str:

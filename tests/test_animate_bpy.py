@@ -373,3 +373,24 @@ def test_new_operators_are_described():
         rna = getattr(bpy.ops.imagedyn, cls.bl_idname.split(".")[1]).get_rna_type()
         for prop in rna.properties:
             assert prop.identifier == "rna_type" or prop.description, (cls.__name__, prop.identifier)
+
+
+def test_check_backend_reports_the_connection_in_the_preferences(bpy, server, monkeypatch):
+    from addon import animate_ops, backend, prefs
+
+    monkeypatch.setenv(backend.ENV_URL, server)
+    assert bpy.ops.imagedyn.backend_check() == {"FINISHED"}
+    assert backend.wait_idle(20)
+    job = backend.job_for(animate_ops.CHECK_KEY)
+    assert job.state == "done" and job.message.startswith("Connected: Image Dynamics backend")
+    assert "API 1.0" in job.message and "model tiny-random@seed0" in job.message
+    layout = _Layout()
+    layout.prop = lambda *a, **k: None
+    fake_prefs = type("Prefs", (), {"layout": layout, "auto_start": False})()
+    prefs.IMAGEDYN_AP_preferences.draw(fake_prefs, bpy.context)
+    assert ("label", backend.wrap(job.message, 100)[0], "CHECKMARK") in layout.calls
+    assert {("operator", f"imagedyn.backend_{name}") for name in ("check", "start", "stop")} <= set(layout.calls)
+    monkeypatch.setenv(backend.ENV_URL, f"http://127.0.0.1:{free_port()}")
+    assert bpy.ops.imagedyn.backend_check() == {"FINISHED"}
+    assert backend.wait_idle(20) and job is not backend.job_for(animate_ops.CHECK_KEY)
+    assert "No Image Dynamics backend answers" in backend.job_for(animate_ops.CHECK_KEY).message
