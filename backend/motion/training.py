@@ -50,6 +50,8 @@ class TrainOptions:
     max_minutes: Optional[float] = None  # stop (and save) after this wall time; run again to resume
     kl_weight: float = 1e-6
     grad_weight: float = 0.2
+    mse_weight: float = 1.0       # vae: with mostly still pixels, L1 alone sits at "output zero" for a long time
+    moving_crops: float = 0.8     # vae: share of crops re-drawn when less than 20% of their pixels move
 
     def validate(self):
         if self.stage not in STAGES:
@@ -76,9 +78,11 @@ def gradient_l1(a: torch.Tensor, b: torch.Tensor, scales: int = 3) -> torch.Tens
 def vae_loss(model, x: torch.Tensor, opts: TrainOptions, generator=None) -> tuple:
     rec, post = model("vae", x, generator)
     l1 = (rec - x).abs().mean()
+    mse = (rec - x).pow(2).mean()
     grad = gradient_l1(rec, x)
     kl = post.kl().mean() / x[0].numel()
-    return l1 + opts.grad_weight * grad + opts.kl_weight * kl, {"l1": l1.item(), "grad": grad.item()}
+    loss = l1 + opts.mse_weight * mse + opts.grad_weight * grad + opts.kl_weight * kl
+    return loss, {"l1": l1.item(), "mse": mse.item(), "grad": grad.item()}
 
 
 # ------------------------------------------------------------------------------------------------ EMA
@@ -296,18 +300,24 @@ class Trainer:
         return np.random.default_rng([self.opts.seed, step, self.acc.process_index, salt])
 
     def _vae_batch(self, dataset, rng) -> torch.Tensor:
+        """``batch`` random (frequency, crop) slices, PER_WINDOW per loaded window; most crops show motion."""
         k, crop = self.config.k, self.opts.crop
         per_window = 8
         out = []
-        for _ in range(max(1, self.opts.batch // per_window)):
-            item = dataset[int(rng.integers(len(dataset)))]
-            z = normalize(torch.as_tensor(item["coeffs"]), self.acc.unwrap_model(self.model).scales)
+        scales = self.acc.unwrap_model(self.model).scales
+        while len(out) < self.opts.batch:
+            z = normalize(torch.as_tensor(dataset[int(rng.integers(len(dataset)))]["coeffs"]), scales)
             hh, ww = z.shape[-2:]
-            crop = min(crop, hh, ww)
-            for _ in range(per_window):
-                y, x = int(rng.integers(hh - crop + 1)), int(rng.integers(ww - crop + 1))
-                out.append(z[int(rng.integers(k)), :, y:y + crop, x:x + crop])
-        return torch.stack(out).to(self.acc.device)
+            c = min(crop, hh, ww)
+            for _ in range(16 * per_window):  # bounded re-draws
+                y, x = int(rng.integers(hh - c + 1)), int(rng.integers(ww - c + 1))
+                piece = z[int(rng.integers(k)), :, y:y + c, x:x + c]
+                if (piece != 0).float().mean() < 0.2 and rng.random() < self.opts.moving_crops:
+                    continue
+                out.append(piece)
+                if len(out) % per_window == 0 or len(out) == self.opts.batch:
+                    break
+        return torch.stack(out[:self.opts.batch]).to(self.acc.device)
 
     def _diffusion_batch(self, cache: LatentCache, dataset, rng):
         """unet: ``batch`` (window, frequency) slices; freq: ``batch // K`` whole windows (>= 1)."""
