@@ -19,10 +19,10 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip
 fi
-if ! "$VENV/bin/python" -c "import bpy, numpy, pytest, pytest_timeout, PIL" >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -c "import bpy, numpy, pytest, pytest_timeout, PIL, requests" >/dev/null 2>&1; then
     # pytest-timeout: pyproject.toml's addopts pass --timeout
-    "$VENV/bin/pip" install --quiet "bpy==4.2.*" "numpy>=1.26,<2" "pytest>=8" "pytest-timeout>=2.3" "Pillow>=10"
+    "$VENV/bin/pip" install --quiet "bpy==4.2.*" "numpy>=1.26,<2" "pytest>=8" "pytest-timeout>=2.3" "Pillow>=10" "requests>=2.31"
 fi
 "$VENV/bin/python" -c "import bpy; print('Blender', bpy.app.version_string)"
 cd "$ROOT"
-exec "$VENV/bin/python" -m pytest -p no:cacheprovider tests/test_addon_*.py tests/test_pokes_bpy.py "$@"
+exec "$VENV/bin/python" -m pytest -p no:cacheprovider tests/test_addon_*.py tests/test_pokes_bpy.py tests/test_animate_bpy.py "$@"
