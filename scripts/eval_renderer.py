@@ -15,6 +15,7 @@ PSNR is per pair (capped at 60 dB: a static synthetic scene renders identically)
 
     .venv/bin/python scripts/eval_renderer.py --data /work/datasets/gid_v1
     .venv/bin/python scripts/eval_renderer.py --data D --checkpoint runs/renderer/renderer.pt --baseline B.pt --json out.json
+    .venv/bin/python scripts/eval_renderer.py --pairs /work/datasets/render_pairs_val.npz   # every window of held-out clips
 """
 from __future__ import annotations
 
@@ -104,20 +105,31 @@ def table(summary: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True, help="dataset root (its val split's real pairs are used)")
+    p.add_argument("--data", help="dataset root (its val split's real pairs are used)")
+    p.add_argument("--pairs", help="or: .npz of pairs from held-out clips (scripts/real_render_pairs.py), all used")
     p.add_argument("--checkpoint", help="renderer checkpoint (default: the shipped one)")
     p.add_argument("--baseline", help="baseline-splat checkpoint for the ablation row")
     p.add_argument("--limit", type=int, help="evaluate at most this many pairs (evenly spread)")
     p.add_argument("--no-mesh", action="store_true", help="skip the (slower) mesh-warp baseline")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--split", choices=("val", "all"), default="val",
+                   help="val = the dataset's held-out groups (default); all = every pair, for a dataset built from "
+                        "held-out clips only")
     p.add_argument("--source", choices=("real", "synthetic", "all"), default="real",
                    help="which held-out pairs (default real clips)")
     p.add_argument("--json", help="also write the numbers here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from backend.data.dataset import RenderPairs
+    if bool(args.data) == bool(args.pairs):
+        p.error("give --data or --pairs")
+    if args.pairs:
+        from backend.render.pairs import NpzPairs
 
-    pairs = RenderPairs(args.data, "val")
+        pairs = NpzPairs(args.pairs)
+    else:
+        from backend.data.dataset import RenderPairs
+
+        pairs = RenderPairs(args.data, args.split)
     model, meta = checkpoint.load(args.checkpoint)
     methods = {f"renderer ({meta['model_id']})": lambda i0, f, w: model(i0, f, w)}
     if args.baseline:
@@ -136,7 +148,7 @@ def main(argv=None) -> int:
     print(table(summary))
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"data": os.path.abspath(args.data), "source": args.source, "summary": summary, "rows": rows}, fh, indent=1)
+            json.dump({"data": os.path.abspath(args.data or args.pairs), "source": args.source, "summary": summary, "rows": rows}, fh, indent=1)
     return 0
 
 

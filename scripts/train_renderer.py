@@ -111,9 +111,17 @@ def _format_eta(seconds: float) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", action="append", default=[], help="dataset root with card.json (repeatable)")
+    p.add_argument("--data-all", action="append", default=[],
+                   help="dataset root whose every pair (train and val split) is used for training, e.g. a build "
+                        "of training clips only (repeatable)")
+    p.add_argument("--pairs", action="append", default=[],
+                   help=".npz of real render pairs from scripts/real_render_pairs.py, all used for training")
     p.add_argument("--partial", action="append", default=[],
                    help="root of a real-clip build still running: train on its finished shards, leaving out every "
                         "clip that may end up held out (repeatable)")
+    p.add_argument("--partial-hold-out", type=int, default=6,
+                   help="clips of a --partial build left out as possible held-out clips (default 6; 0 for a build "
+                        "of training clips only)")
     p.add_argument("--out", default="runs/renderer", help="run folder (checkpoints; resumed when it has last.pt)")
     p.add_argument("--kind", choices=("pyramid", "baseline"), default="pyramid")
     p.add_argument("--channels", default="16,32,48", help="encoder channels per level (default 16,32,48)")
@@ -139,11 +147,14 @@ def main(argv=None) -> int:
 
     from backend.data.dataset import DatasetError, RenderPairs, load_card
     from backend.device import resolve_device
+    from backend.render.pairs import NpzPairs
 
     try:
-        if not args.data and not args.partial:
-            raise DatasetError("give at least one --data or --partial dataset")
-        train_parts = [RenderPairs(root, "train") for root in args.data] + [FinishedShards(r) for r in args.partial]
+        if not args.data and not args.partial and not args.data_all and not args.pairs:
+            raise DatasetError("give at least one --data, --data-all, --partial or --pairs dataset")
+        train_parts = ([RenderPairs(root, "train") for root in args.data]
+                       + [FinishedShards(r, args.partial_hold_out) for r in args.partial]
+                       + [RenderPairs(root, "all") for root in args.data_all] + [NpzPairs(path) for path in args.pairs])
         val_parts = [RenderPairs(root, "val") for root in args.data]
         cards = [load_card(root) for root in args.data]
         device = resolve_device(args.device)
@@ -155,11 +166,14 @@ def main(argv=None) -> int:
                       real_fraction=args.real_fraction, flow_noise=args.flow_noise, max_minutes=args.minutes,
                       checkpoint_seconds=args.save_every, log_every=args.log_every, seed=args.seed,
                       snapshot_steps=tuple(int(v) for v in args.snapshots.split(",") if v))
-    meta = {"datasets": [{"root": os.path.abspath(r), "card_format": c.get("format"),
-                          "train_pairs": len(t), "val_pairs": len(v)}
-                         for r, c, t, v in zip(args.data, cards, train_parts, val_parts)]
-            + [{"root": os.path.abspath(r), "partial": True, "train_pairs": len(t), "held_out": t.held_out}
-               for r, t in zip(args.partial, train_parts[len(args.data):])],
+    parts = iter(train_parts)
+    described = [{"root": os.path.abspath(r), "split": "train", "card_format": c.get("format"),
+                  "train_pairs": len(next(parts)), "val_pairs": len(v)} for r, c, v in zip(args.data, cards, val_parts)]
+    described += [{"root": os.path.abspath(r), "partial": True, "train_pairs": len(t), "held_out": t.held_out}
+                  for r, t in zip(args.partial, parts)]
+    described += [{"root": os.path.abspath(r), "split": "all", "train_pairs": len(next(parts))} for r in args.data_all]
+    described += [{"pairs": os.path.abspath(path), "train_pairs": len(next(parts))} for path in args.pairs]
+    meta = {"datasets": described,
             "torch": str(torch.__version__)}
     t0 = time.time()
 
