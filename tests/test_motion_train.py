@@ -57,9 +57,11 @@ def test_three_stages_train_resume_and_predict(tmp_path):
     assert r2["step"] == 34 and len(open(out / "vae" / "log.jsonl").readlines()) == 34
 
     _, r3 = _train("unet", out, 6, init=str(out / "vae" / "model.pt"))
-    assert r3["complete"] and (out / "unet" / "latents_train.npy").is_file()
+    assert r3["complete"] and (out / "latents_train.npy").is_file()
+    cached = (out / "latents_train.npy").stat().st_mtime_ns
     _, r4 = _train("freq", out, 3, init=str(out / "unet" / "model.pt"))
     assert r4["complete"]
+    assert (out / "latents_train.npy").stat().st_mtime_ns == cached  # same VAE: stage 2 reuses stage 1's latents
     p = load_predictor(r4["model"], device="cpu")
     assert p.model.denoiser.freq_attention is not None
     vol = p.predict((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8), PredictParams(steps=3))

@@ -154,6 +154,18 @@ def _photo(dataset, i) -> torch.Tensor:
     return torch.as_tensor(dataset[int(i)]["photo"], dtype=torch.float32)
 
 
+def vae_digest(model: MotionModel) -> str:
+    """Hash of everything that maps coefficients to latents: VAE weights, normalisation, whitening."""
+    import hashlib
+
+    h = hashlib.sha256()
+    state = model.state_dict()
+    for name in sorted(k for k in state if k.startswith("vae.") or k in ("scales", "latent_mean", "latent_std")):
+        h.update(name.encode())
+        h.update(state[name].detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def dataset_key(dataset) -> str:
     if getattr(dataset, "cache_key", None):
         return dataset.cache_key
@@ -186,13 +198,13 @@ class Trainer:
         self.best_val = math.inf
         self._resume()
         self.model, self.optim = self.acc.prepare(self.model, self.optim)
-        if opts.stage != "vae":
+        if opts.stage != "vae":  # one latent cache per run folder, shared by the U-Net and frequency stages
             raw = self.acc.unwrap_model(self.model)
-            key = f"{file_digest(opts.init)}:{dataset_key(train_set)}"
-            self.train_latents = LatentCache(raw, train_set, os.path.join(self.dir, "latents_train.npy"), key,
-                                             opts.max_windows, progress)
-            self.val_latents = LatentCache(raw, val_set, os.path.join(self.dir, "latents_val.npy"),
-                                           f"{file_digest(opts.init)}:{dataset_key(val_set)}", 64, progress)
+            vae = vae_digest(raw)
+            self.train_latents = LatentCache(raw, train_set, os.path.join(opts.out, "latents_train.npy"),
+                                             f"{vae}:{dataset_key(train_set)}", opts.max_windows, progress)
+            self.val_latents = LatentCache(raw, val_set, os.path.join(opts.out, "latents_val.npy"),
+                                           f"{vae}:{dataset_key(val_set)}", 64, progress)
             if not len(self.train_latents):
                 raise ValueError("the training split has no windows: build a dataset with scripts/build_dataset.py")
 
