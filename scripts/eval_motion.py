@@ -60,6 +60,8 @@ def mean_training_spectrum(ds, n=200):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True)
+    p.add_argument("--real-data", help="another dataset root whose windows (all splits) are scored as held-out real "
+                                       "windows, for a model that never saw it")
     p.add_argument("--model", default=None, help="motion checkpoint (default: the shipped one)")
     p.add_argument("--stage1", help="stage-1 checkpoint for the independent-prediction ablation")
     p.add_argument("--samples", type=int, default=3, help="N for best-of-N (default 3)")
@@ -80,11 +82,14 @@ def main(argv=None) -> int:
     val = MotionDataset(a.data, split="val")
     train = MotionDataset(a.data, split="train")
     groups = val.groups()
-    sets = {"synthetic": [i for i, g in enumerate(groups) if g.startswith("syn:")][:a.max_synthetic],
-            "real": [i for i, g in enumerate(groups) if g.startswith("real:")]}
+    sets = {"synthetic": [(val, i) for i, g in enumerate(groups) if g.startswith("syn:")][:a.max_synthetic],
+            "real": [(val, i) for i, g in enumerate(groups) if g.startswith("real:")]}
+    if a.real_data:
+        extra = MotionDataset(a.real_data, split="all")
+        sets["real"] += [(extra, i) for i, g in enumerate(extra.groups()) if g.startswith("real:")]
     if len(sets["real"]) > a.max_real:
-        sets["real"] = list(np.array(sets["real"])[np.linspace(0, len(sets["real"]) - 1, a.max_real).round()
-                                                     .astype(int)])
+        keep = np.linspace(0, len(sets["real"]) - 1, a.max_real).round().astype(int)
+        sets["real"] = [sets["real"][j] for j in keep]
     mean_c, mean_p = mean_training_spectrum(train)
     models = {"model": load_predictor(a.model, device="auto")}
     if a.stage1:
@@ -96,7 +101,7 @@ def main(argv=None) -> int:
         if not idx:
             continue
         rows = {name: [] for name in ["zero motion", "mean spectrum", *models]}
-        items = [{k: v.numpy() if torch.is_tensor(v) else v for k, v in val[i].items()} for i in idx]
+        items = [{k: v.numpy() if torch.is_tensor(v) else v for k, v in ds[i].items()} for ds, i in idx]
         h, w = items[0]["coeffs"].shape[-2:]
         mean_volume = np.broadcast_to(mean_c[:, :, None, None], (mean_c.shape[0], 4, h, w)).astype(np.float32)
         for it in items:
