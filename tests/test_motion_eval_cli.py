@@ -45,6 +45,10 @@ def test_predict_and_animate_with_the_tiny_model(tmp_path, capsys):
     assert main(["predict", str(photo), "-o", str(out), "--model", "tiny", "--steps", "2", "--seed", "5", "-q"]) == 0
     vol = load_npz(str(out))
     assert vol.source_size == (90, 60) and vol.provenance["seed"] == 5 and vol.provenance["steps"] == 2
+    doubled = tmp_path / "v2.npz"
+    assert main(["predict", str(photo), "-o", str(doubled), "--model", "tiny", "--steps", "2", "--seed", "5", "-q",
+                 "--amplitude", "2"]) == 0
+    np.testing.assert_allclose(load_npz(str(doubled)).coeffs, 2 * vol.coeffs, rtol=1e-6, atol=1e-6)
     gif = tmp_path / "loop.gif"
     assert main(["animate", str(photo), "-o", str(gif), "--model", "tiny", "--steps", "2", "--frames", "32",
                  "--fps", "16", "-q"]) == 0
@@ -63,6 +67,7 @@ def test_predict_and_animate_with_the_tiny_model(tmp_path, capsys):
     (["predict", "--model", "/nonexistent.pt"], "does not exist"),
     (["predict", "--model", "tiny", "--guidance", "-3"], "guidance"),
     (["animate", "--model", "tiny", "-o", "x.avi"], ".mp4 or .gif"),
+    (["predict", "--model", "tiny", "--amplitude", "-1"], "--amplitude"),
 ])
 def test_cli_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2

@@ -34,6 +34,10 @@ def read_photo(path: str) -> np.ndarray:
 
 
 def _params(args):
+    from backend.cli import UserError
+
+    if not (0.0 <= args.amplitude <= 100.0):
+        raise UserError(f"--amplitude {args.amplitude}: use 0..100 (1 = as predicted)")
     from backend.motion.predictor import PredictParams
 
     p = PredictParams(steps=args.steps, guidance=args.guidance, loop=args.loop, seed=args.seed,
@@ -41,7 +45,6 @@ def _params(args):
     try:
         p.validate()
     except ValueError as exc:
-        from backend.cli import UserError
         raise UserError(str(exc)) from None
     return p
 
@@ -58,14 +61,20 @@ def _predictor(args):
         raise UserError(str(exc)) from None
 
 
-def _predict_one(predictor, photo, params, label, quiet):
+def _predict_one(predictor, photo, params, label, quiet, amplitude=1.0):
     from tqdm import tqdm
+
+    from addon.core.spectral import SpectralVolume
 
     bar = tqdm(total=params.steps, desc=f"predict {label}", unit="step", leave=False, disable=quiet)
     try:
-        return predictor.predict(photo, params, callback=lambda step, total: bar.update(1))
+        vol = predictor.predict(photo, params, callback=lambda step, total: bar.update(1))
     finally:
         bar.close()
+    if amplitude != 1.0:  # the contract's amplitude control: scale every A_k
+        vol = SpectralVolume(vol.coeffs * np.float32(amplitude), fps=vol.fps, num_frames=vol.num_frames,
+                             source_size=vol.source_size, provenance=vol.provenance)
+    return vol
 
 
 def _summary(vol) -> str:
@@ -97,7 +106,8 @@ def cmd_predict(args) -> int:
             if os.path.exists(out) and not args.overwrite:
                 continue
             try:
-                vol = _predict_one(predictor, read_photo(path), params, os.path.basename(path), True)
+                vol = _predict_one(predictor, read_photo(path), params, os.path.basename(path), True,
+                                   args.amplitude)
             except UserError as exc:
                 failed.append(f"{path}: {exc}")
                 continue
@@ -113,7 +123,7 @@ def cmd_predict(args) -> int:
     photo = read_photo(src)
     predictor = _predictor(args)
     t0 = time.perf_counter()
-    vol = _predict_one(predictor, photo, params, os.path.basename(src), args.quiet)
+    vol = _predict_one(predictor, photo, params, os.path.basename(src), args.quiet, args.amplitude)
     out = args.output or os.path.splitext(os.path.basename(src))[0] + ".npz"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     vol.save(out)
@@ -136,7 +146,7 @@ def cmd_animate(args) -> int:
     photo = read_photo(src)
     predictor = _predictor(args)
     t0 = time.perf_counter()
-    vol = _predict_one(predictor, photo, params, os.path.basename(src), args.quiet)
+    vol = _predict_one(predictor, photo, params, os.path.basename(src), args.quiet, args.amplitude)
     seconds = time.perf_counter() - t0
     if args.volume:
         vol.save(args.volume)
@@ -161,6 +171,7 @@ def _common(p):
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same motion)")
     p.add_argument("--frames", type=int, default=150, help="loop length T in frames (default 150)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the loop (default 30)")
+    p.add_argument("--amplitude", type=float, default=1.0, help="scale the predicted motion (default 1)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
