@@ -44,7 +44,7 @@ def _predict_batch(predictor, photos, params, n_samples):
     return out
 
 
-def mean_training_spectrum(ds, n=200):
+def mean_training_spectrum(ds, n=64):
     idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int)
     acc = None
     power = None

@@ -77,6 +77,17 @@ def _predict_one(predictor, photo, params, label, quiet, amplitude=1.0):
     return vol
 
 
+def _predict_photo(args, src, params):
+    """One photo (the sample when none was named) -> (photo, predictor, volume, seconds)."""
+    if args.photo is None:
+        print(f"no PHOTO given: using the shipped sample photo {os.path.relpath(src)}", file=sys.stderr)
+    photo = read_photo(src)
+    predictor = _predictor(args)
+    t0 = time.perf_counter()
+    vol = _predict_one(predictor, photo, params, os.path.basename(src), args.quiet, args.amplitude)
+    return photo, predictor, vol, time.perf_counter() - t0
+
+
 def _summary(vol) -> str:
     amp = vol.amplitude()
     peak = int(amp[1:].reshape(vol.k - 1, -1).mean(axis=1).argmax()) + 1
@@ -118,17 +129,12 @@ def cmd_predict(args) -> int:
         for line in failed:
             print(f"  failed: {line}", file=sys.stderr)
         return 1 if failed else 0
-    if args.photo is None:
-        print(f"no PHOTO given: using the shipped sample photo {os.path.relpath(src)}", file=sys.stderr)
-    photo = read_photo(src)
-    predictor = _predictor(args)
-    t0 = time.perf_counter()
-    vol = _predict_one(predictor, photo, params, os.path.basename(src), args.quiet, args.amplitude)
+    photo, predictor, vol, seconds = _predict_photo(args, src, params)
     out = args.output or os.path.splitext(os.path.basename(src))[0] + ".npz"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     vol.save(out)
     print(f"wrote {out}: {_summary(vol)}; {predictor.model_id}, {params.steps} steps, seed {params.seed}, "
-          f"{time.perf_counter() - t0:.1f} s on {predictor.device.type}")
+          f"{seconds:.1f} s on {predictor.device.type}")
     return 0
 
 
@@ -140,14 +146,7 @@ def cmd_animate(args) -> int:
     if os.path.splitext(out)[1].lower() not in SUPPORTED_EXTENSIONS:
         raise UserError(f"-o '{out}': use a file ending in {' or '.join(SUPPORTED_EXTENSIONS)}")
     params = _params(args)
-    src = args.photo or SAMPLE_PHOTO
-    if args.photo is None:
-        print(f"no PHOTO given: using the shipped sample photo {os.path.relpath(src)}", file=sys.stderr)
-    photo = read_photo(src)
-    predictor = _predictor(args)
-    t0 = time.perf_counter()
-    vol = _predict_one(predictor, photo, params, os.path.basename(src), args.quiet, args.amplitude)
-    seconds = time.perf_counter() - t0
+    photo, predictor, vol, seconds = _predict_photo(args, args.photo or SAMPLE_PHOTO, params)
     if args.volume:
         vol.save(args.volume)
     try:
