@@ -49,8 +49,9 @@ def test_predict_and_animate_with_the_tiny_model(tmp_path, capsys):
     assert main(["predict", str(photo), "-o", str(doubled), "--model", "tiny", "--steps", "2", "--seed", "5", "-q",
                  "--amplitude", "2"]) == 0
     np.testing.assert_allclose(load_npz(str(doubled)).coeffs, 2 * vol.coeffs, rtol=1e-6, atol=1e-6)
-    gif = tmp_path / "loop.gif"
-    assert main(["animate", str(photo), "-o", str(gif), "--model", "tiny", "--steps", "2", "--frames", "32",
+    gif = tmp_path / "new" / "loop.gif"
+    assert main(["animate", str(photo), "-o", str(gif), "--volume", str(tmp_path / "vols2" / "v.npz"),
+                 "--model", "tiny", "--steps", "2", "--frames", "32",
                  "--fps", "16", "-q"]) == 0
     frames = Image.open(gif)
     assert frames.n_frames == 32

@@ -148,6 +148,7 @@ def cmd_animate(args) -> int:
     params = _params(args)
     photo, predictor, vol, seconds = _predict_photo(args, args.photo or SAMPLE_PHOTO, params)
     if args.volume:
+        os.makedirs(os.path.dirname(os.path.abspath(args.volume)), exist_ok=True)
         vol.save(args.volume)
     try:
         size = args.size or (PREVIEW_SIDE if max(photo.shape[:2]) > PREVIEW_SIDE else None)
