@@ -28,22 +28,6 @@ from backend.motion.evaluation import log_spectrum_error, window_metrics  # noqa
 from backend.motion.predictor import PredictParams, load_predictor  # noqa: E402
 
 
-def _predict_batch(predictor, photos, params, n_samples):
-    """photos: list of float (3, H, W) at the map size -> per photo a list of N coefficient arrays."""
-    from backend.motion.sampler import decode_coeffs, sample_latents
-
-    x = torch.stack([torch.as_tensor(p) for p in photos]).to(predictor.device)
-    out = [[] for _ in photos]
-    for s in range(n_samples):
-        lat = sample_latents(predictor.model, x, steps=params.steps, guidance=params.guidance, seed=params.seed + s,
-                             sampler=params.sampler)
-        with torch.no_grad():
-            c = decode_coeffs(predictor.model, lat).cpu().numpy()
-        for i in range(len(photos)):
-            out[i].append(c[i])
-    return out
-
-
 def mean_training_spectrum(ds, n=64):
     idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int)
     acc = None
@@ -115,7 +99,8 @@ def main(argv=None) -> int:
         for name, pred in models.items():
             for b in tqdm(range(0, len(items), a.batch), desc=f"{split}: {name}", unit="batch"):
                 chunk = items[b:b + a.batch]
-                samples = _predict_batch(pred, [c["photo"] for c in chunk], params, a.samples)
+                photos = torch.stack([torch.as_tensor(c["photo"]) for c in chunk])
+                samples = pred.sample_batch(photos, params, a.samples)
                 for it, s in zip(chunk, samples):
                     rows[name].append(window_metrics(s, it["coeffs"], it["num_frames"]))
         table[split] = {name: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} | {"windows": len(rs)}

@@ -185,6 +185,51 @@ def test_weights_that_do_not_fit_their_config_are_refused(tmp_path, model):
         load_checkpoint(path)
 
 
+def test_output_gain_scales_decoding_and_round_trips_through_checkpoints(tmp_path, model):
+    lat = torch.randn(1, model.config.k, model.config.vae.latent_channels, 6, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        plain = decode_coeffs(model, lat)
+    gain = torch.linspace(0.5, 4.0, model.config.k)
+    path = str(tmp_path / "g.pt")
+    try:
+        model.output_gain.copy_(gain)
+        with torch.no_grad():
+            scaled = decode_coeffs(model, lat)
+        save_checkpoint(path, model)
+    finally:
+        model.output_gain.fill_(1.0)
+    torch.testing.assert_close(scaled, plain * gain[None, :, None, None, None], rtol=1e-6, atol=1e-7)
+    assert "output_gain" not in model.state_dict()  # never carried by training stages or resumes
+    loaded, _ = load_checkpoint(path)
+    assert torch.equal(loaded.output_gain, gain)
+    # files written before the calibration existed load with gain 1
+    payload = torch.load(path, weights_only=True)
+    del payload["output_gain"]
+    torch.save(payload, path)
+    assert torch.equal(load_checkpoint(path)[0].output_gain, torch.ones(model.config.k))
+    for bad in ([1.0, 2.0], [-1.0] * model.config.k, [float("nan")] * model.config.k, "loud"):
+        payload["output_gain"] = bad
+        torch.save(payload, path)
+        with pytest.raises(CheckpointError, match="positive numbers"):
+            load_checkpoint(path)
+
+
+def test_fit_output_gain_recovers_a_known_amplitude_ratio():
+    from backend.motion.calibration import LOG_GAIN_GRID, fit_output_gain, log_spectrum_errors
+
+    rng = np.random.default_rng(0)
+    true = rng.uniform(0.01, 1.0, (40, 5)) ** 2
+    pred = true / np.array([1.0, 9.0, 4.0, 1.0, 0.25]) ** 2  # amplitudes 9x, 4x, 1x, 0.25x too small
+    pred[:, 3] = 0.0  # a frequency the model never moves: no gain helps, keep 1
+    gain = fit_output_gain(pred, true)
+    np.testing.assert_allclose(gain, [1.0, 9.0, 4.0, 1.0, 0.25], rtol=0.012)  # grid step 0.005 in log10
+    err_fit = log_spectrum_errors(pred[:, 1], true[:, 1], np.log10(gain[1:2]))[0]
+    assert err_fit < 0.02 < log_spectrum_errors(pred[:, 1], true[:, 1], np.zeros(1))[0]
+    assert LOG_GAIN_GRID[0] == -1.0 and LOG_GAIN_GRID[-1] == 2.0
+    with pytest.raises(ValueError, match="equal shape"):
+        fit_output_gain(pred, true[:, :3])
+
+
 def test_config_validation_explains_mismatches():
     with pytest.raises(ValueError, match="divisible"):
         MotionConfig(width=250).validate()

@@ -10,6 +10,7 @@ import torch
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import build_dataset  # noqa: E402
+import calibrate_motion  # noqa: E402
 import eval_motion  # noqa: E402
 import train_motion  # noqa: E402
 
@@ -49,3 +50,22 @@ def test_train_ship_and_evaluate(data, tmp_path, capsys):
     assert all(result[m]["windows"] == result["model"]["windows"] >= 1 for m in result)
     printed = capsys.readouterr().out
     assert "| synthetic | stage 1 only |" in printed
+
+    # calibration: fitted on the train split, written to a new file, the input kept, the gain loaded with the model
+    calibrated = tmp_path / "calibrated.pt"
+    before = shipped.read_bytes()
+    assert calibrate_motion.main([str(shipped), "--data", str(data), "-o", str(calibrated), "--windows", "3",
+                                  "--steps", "2", "--batch", "2"]) == 0
+    assert shipped.read_bytes() == before
+    assert "log-spectrum error on them" in capsys.readouterr().out
+    from backend.motion.checkpoint import load_checkpoint
+    model, payload = load_checkpoint(str(calibrated))
+    assert payload["extra"]["calibration"]["windows"] == 3
+    assert payload["extra"]["calibration"]["train_log_spectrum_error_after"] <= \
+        payload["extra"]["calibration"]["train_log_spectrum_error_before"]
+    assert model.output_gain[0] == 1.0 and not torch.equal(model.output_gain, torch.ones_like(model.output_gain))
+    assert abs(calibrated.stat().st_size - shipped.stat().st_size) < 4096  # stays fp16
+    with pytest.raises(SystemExit) as exit_info:  # never overwrites its input
+        calibrate_motion.main([str(shipped), "--data", str(data), "-o", str(shipped)])
+    assert exit_info.value.code == 2 and shipped.read_bytes() == before
+    assert "must differ" in capsys.readouterr().err

@@ -37,7 +37,8 @@ def save_checkpoint(path: str, model: MotionModel, *, half: bool = False, extra:
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config.to_dict(),
-               "state_dict": state, "extra": dict(extra or {})}
+               "state_dict": state, "extra": dict(extra or {}),
+               "output_gain": [float(g) for g in model.output_gain.detach().cpu()]}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     torch.save(payload, tmp)
@@ -85,5 +86,15 @@ def load_checkpoint(path: str, expected: MotionConfig | None = None, *, strict: 
     if strict and (missing or unexpected):
         raise CheckpointError(f"'{path}': weights do not fit the saved config (missing {len(missing)}, e.g. "
                               f"{missing[:2]}; unexpected {len(unexpected)}, e.g. {unexpected[:2]})")
+    gain = payload.get("output_gain")  # absent in files written before the calibration existed: ones
+    if gain is not None:
+        try:
+            gain = torch.as_tensor(gain, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError):
+            gain = None
+        if gain is None or gain.shape != (config.k,) or not bool(torch.isfinite(gain).all() and (gain > 0).all()):
+            raise CheckpointError(f"'{path}': its output gain must be {config.k} positive numbers: re-run "
+                                  f"scripts/calibrate_motion.py or re-train")
+        model.output_gain.copy_(gain)
     model.eval().to(device)
     return model, payload

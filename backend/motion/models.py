@@ -138,7 +138,10 @@ class MotionDenoiser(nn.Module):
 
 class MotionModel(nn.Module):
     """VAE + image encoder + denoiser, plus the buffers that make latents and coefficients comparable across data:
-    ``scales`` (K,) frequency-adaptive normalisation, ``latent_mean``/``latent_std`` (K, C_lat) whitening."""
+    ``scales`` (K,) frequency-adaptive normalisation, ``latent_mean``/``latent_std`` (K, C_lat) whitening, and
+    ``output_gain`` (K,) the per-frequency amplitude calibration of decoded motion in pixels (ones until
+    ``scripts/calibrate_motion.py`` fits it; kept in the checkpoint payload, not the state dict, so training stages
+    and resumes never carry a gain fitted for another denoiser)."""
 
     def __init__(self, config: MotionConfig):
         super().__init__()
@@ -151,6 +154,7 @@ class MotionModel(nn.Module):
         self.register_buffer("scales", torch.ones(config.k))
         self.register_buffer("latent_mean", torch.zeros(config.k, c))
         self.register_buffer("latent_std", torch.ones(config.k, c))
+        self.register_buffer("output_gain", torch.ones(config.k), persistent=False)
 
     # ---- latents <-> normalised coefficient slices
     def encode(self, z_coeffs: torch.Tensor, sample: bool = False, generator=None) -> torch.Tensor:

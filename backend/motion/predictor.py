@@ -119,6 +119,21 @@ class MotionPredictor:
                          seed=int(params.seed), steps=int(params.steps), guidance=float(params.guidance),
                          loop=float(params.loop), sampler=params.sampler)
 
+    def sample_batch(self, photos: torch.Tensor, params: PredictParams, n_samples: int = 1) -> list:
+        """Photos (B, 3, H, W) in [0, 1] at the map size -> per photo a list of ``n_samples`` coefficient arrays
+        (K, 4, H, W) in pixels of the map, seeds ``params.seed + s`` (evaluation and calibration; no loop guidance)."""
+        params.validate()
+        x = photos.to(self.device)
+        out = [[] for _ in range(x.shape[0])]
+        for s in range(n_samples):
+            lat = sample_latents(self.model, x, steps=params.steps, guidance=params.guidance, seed=params.seed + s,
+                                 sampler=params.sampler)
+            with torch.no_grad():
+                c = decode_coeffs(self.model, lat).cpu().numpy()
+            for i in range(len(out)):
+                out[i].append(c[i])
+        return out
+
 
 def load_predictor(path: Optional[str] = None, device: str = "auto") -> MotionPredictor:
     """Load a checkpoint (None = the shipped default). Raises FileNotFoundError / CheckpointError (a ValueError)."""

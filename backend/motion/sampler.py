@@ -72,8 +72,10 @@ def seam_loss(coeffs: torch.Tensor, num_frames: int) -> torch.Tensor:
 
 
 def decode_coeffs(model, latents: torch.Tensor) -> torch.Tensor:
-    """Whitened latents (B, K, C, h, w) -> coefficients in pixels of the map (B, K, 4, H, W)."""
-    return denormalize(model.decode(latents), model.scales)
+    """Whitened latents (B, K, C, h, w) -> coefficients in pixels of the map (B, K, 4, H, W), calibrated by the
+    model's per-frequency ``output_gain``."""
+    k = latents.shape[1]
+    return denormalize(model.decode(latents), model.scales) * model.output_gain[None, :k, None, None, None]
 
 
 def _loop_gradient(model, latents, eps, alpha_bar, num_frames):
