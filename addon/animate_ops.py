@@ -98,29 +98,12 @@ def animate_work(request: AnimateRequest):
     """The worker-thread part of Animate Photo (no bpy): returns :class:`AnimateResult`."""
 
     def work(emit, cancel_event) -> AnimateResult:
-        from .core.client import BackendClient
-
-        settings = request.settings
-        with BackendClient(settings.url, settings.token or None) as client:
-            emit("Connecting to the backend", 0.0)
-            backend.ensure_backend(client, settings, cancel_event, lambda text: emit(text, 0.0))
-            if cancel_event.is_set():
-                raise JobCancelled()
+        with backend.connected(request.settings, emit, cancel_event) as client:
             emit("Uploading the photo", 0.0)
             status = client.submit_predict(
                 request.image.encoded(), request.params, busy_wait=BUSY_WAIT, cancelled=cancel_event.is_set,
                 on_busy=lambda seconds: emit(f"Backend busy (queue full): retrying in {seconds:.0f} s", 0.0))
-            emit(protocol.status_text(status), status.progress, status.id)
-            try:
-                final = client.wait(status.id, cancelled=cancel_event.is_set,
-                                    on_status=lambda s: emit(protocol.status_text(s), s.progress))
-            except BackendError as exc:
-                why = backend.SERVER.exit_message()
-                if exc.code == "connection_lost" and why:
-                    raise BackendError(exc.code, f"The backend the add-on started stopped ({why})") from None
-                raise
-            emit("Downloading the motion", 1.0)
-            data = client.result(final.id)
+            final, data = backend.follow(client, status, emit, cancel_event, "Downloading the motion")
             if cancel_event.is_set():
                 raise JobCancelled()
         return AnimateResult(data, final.id, final.cached, final.model)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -193,6 +194,35 @@ def ensure_backend(client, settings: BackendSettings, cancel_event: threading.Ev
             raise BackendError("start_timeout", f"The backend started but did not answer within "
                                                 f"{settings.start_timeout:.0f} s; see its log: {SERVER.log_path}")
         time.sleep(0.25)
+
+
+@contextlib.contextmanager
+def connected(settings: BackendSettings, emit, cancel_event: threading.Event):
+    """Worker thread: a BackendClient to a backend that answers (started first when the settings allow)."""
+    from .core.client import BackendClient
+
+    with BackendClient(settings.url, settings.token or None) as client:
+        emit("Connecting to the backend", 0.0)
+        ensure_backend(client, settings, cancel_event, lambda text: emit(text, 0.0))
+        if cancel_event.is_set():
+            raise JobCancelled()
+        yield client
+
+
+def follow(client, status, emit, cancel_event: threading.Event, downloading: str) -> tuple:
+    """Worker thread: follow a submitted backend job to its end, then download its result -> (final status,
+    bytes). A backend the add-on started that dies meanwhile is reported with its exit reason."""
+    emit(protocol.status_text(status), status.progress, status.id)
+    try:
+        final = client.wait(status.id, cancelled=cancel_event.is_set,
+                            on_status=lambda s: emit(protocol.status_text(s), s.progress))
+    except BackendError as exc:
+        why = SERVER.exit_message()
+        if exc.code == "connection_lost" and why:
+            raise BackendError(exc.code, f"The backend the add-on started stopped ({why})") from None
+        raise
+    emit(downloading, 1.0)
+    return final, client.result(final.id)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -115,23 +115,12 @@ def output_folder(object_name: str) -> tuple:
 
 def neural_work(request: NeuralRequest):
     def work(emit, cancel_event) -> NeuralResult:
-        from .core.client import BackendClient
-
-        settings = request.settings
-        with BackendClient(settings.url, settings.token or None) as client:
-            emit("Connecting to the backend", 0.0)
-            backend.ensure_backend(client, settings, cancel_event, lambda text: emit(text, 0.0))
-            if cancel_event.is_set():
-                raise JobCancelled()
+        with backend.connected(request.settings, emit, cancel_event) as client:
             emit("Uploading", 0.0)
             body = neural.render_body(request.image.encoded(), request.volume, request.frames, request.modal,
                                       request.fmt, request.size, request.renderer or None)
-            status = client.submit("render", body)
-            emit(protocol.status_text(status), status.progress, status.id)
-            final = client.wait(status.id, cancelled=cancel_event.is_set,
-                                on_status=lambda s: emit(protocol.status_text(s), s.progress))
-            emit("Downloading the frames", 1.0)
-            data = client.result(final.id)
+            final, data = backend.follow(client, client.submit("render", body), emit, cancel_event,
+                                         "Downloading the frames")
         if cancel_event.is_set():
             raise JobCancelled()
         staging = tempfile.mkdtemp(prefix="image_dynamics_neural_")
