@@ -10,6 +10,10 @@ overall and per range of t across the window:
                  (the preview's warp; the renderer's base image)
 * mesh warp    - Blender's path: the add-on's vertex grid moved by the flow, rasterised (backend/render/meshwarp.py)
 * repeat I_0   - no motion at all
+and, for context (weaker than "forward warp"; not what the renderer is judged against):
+* plain splat  - average splatting of the photo by the flow, holes left black
+* remap        - OpenCV remap of I_0 at x - F(x): backward warping with the forward flow (the baseline of the open
+                 reimplementation the issue cites)
 
 PSNR is per pair (capped at 60 dB: a static synthetic scene renders identically), then averaged.
 
@@ -46,6 +50,23 @@ def forward_warp(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> 
     metric = motion_metric(weight, 20.0, 1.0)
     out, coverage = softmax_splat(torch.cat([i0, metric], 1), flow, metric, return_coverage=True)
     return fill_holes(out[:, :3], coverage, out[:, 3:4])
+
+
+def plain_splat(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Average splatting (equal metric for every source), holes black."""
+    return softmax_splat(i0, flow, torch.zeros_like(weight))
+
+
+def remap(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """cv2.remap of I_0 at x - F(x) (bilinear, border replicated)."""
+    import cv2
+
+    img = np.ascontiguousarray(i0[0].permute(1, 2, 0).numpy())
+    f = flow[0].numpy()
+    h, w = f.shape[-2:]
+    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    out = cv2.remap(img, xx - f[0], yy - f[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return torch.from_numpy(out).permute(2, 0, 1)[None]
 
 
 def evaluate(pairs, methods: dict, limit: int | None = None, progress: bool = True, source: str = "real") -> dict:
@@ -143,6 +164,8 @@ def main(argv=None) -> int:
             return torch.from_numpy(out).permute(2, 0, 1)[None]
         methods["mesh warp"] = mesh
     methods["repeat I_0"] = lambda i0, f, w: i0
+    methods["plain splat (context)"] = plain_splat
+    methods["remap (context)"] = remap
     rows = evaluate(pairs, methods, args.limit, source=args.source)
     summary = summarise(rows)
     print(table(summary))
