@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import torch  # noqa: E402
 
+from backend.render.checkpoint import model_id as checkpoint_id  # noqa: E402
 from backend.render.config import RendererConfig  # noqa: E402
 from backend.render.training import TrainConfig, train  # noqa: E402
 
@@ -140,6 +141,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", help="start from the weights of a finished renderer checkpoint with the same config "
+                                   "(fine-tuning, e.g. backend/assets/renderer_default.pt); ignored on resume")
     p.add_argument("--ship", help="copy the finished renderer.pt here (e.g. backend/assets/renderer_default.pt)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -158,6 +161,8 @@ def main(argv=None) -> int:
         val_parts = [RenderPairs(root, "val") for root in args.data]
         cards = [load_card(root) for root in args.data]
         device = resolve_device(args.device)
+        if args.init and not os.path.isfile(args.init):
+            raise ValueError(f"--init {args.init}: no such checkpoint file")
     except (DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -175,6 +180,8 @@ def main(argv=None) -> int:
     described += [{"pairs": os.path.abspath(path), "train_pairs": len(next(parts))} for path in args.pairs]
     meta = {"datasets": described,
             "torch": str(torch.__version__)}
+    if args.init:
+        meta["init"] = {"path": os.path.abspath(args.init), "model_id": checkpoint_id(args.init)}
     t0 = time.time()
 
     def progress(info):
@@ -183,8 +190,12 @@ def main(argv=None) -> int:
               f"{info['steps_per_s']:.2f} step/s  elapsed {_format_eta(time.time() - t0)}  "
               f"ETA {_format_eta(info['eta_s'])}", flush=True)
 
-    summary = train(model_config, cfg, Concat(train_parts), args.out, val_set=Concat(val_parts), device=device,
-                    meta=meta, progress=progress)
+    try:
+        summary = train(model_config, cfg, Concat(train_parts), args.out, val_set=Concat(val_parts), device=device,
+                        meta=meta, progress=progress, init=args.init)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"done: {summary}", flush=True)
     final = os.path.join(args.out, "renderer.pt")
     if args.ship:

@@ -207,6 +207,24 @@ def test_training_resumes_exactly_after_an_interruption(tmp_path, one_thread):
         train(RendererConfig(channels=(4, 6)), _cfg(), data, str(tmp_path / "cut"))
 
 
+def test_fine_tuning_starts_from_the_given_checkpoint(tmp_path, one_thread):
+    data = _Pairs()
+    train(TINY, _cfg(steps=6, lr=1e-2), data, str(tmp_path / "first"))
+    start, _ = checkpoint.load(tmp_path / "first" / "renderer.pt")
+    # A vanishing learning rate: a run started from the checkpoint ends (almost) where it started ...
+    train(TINY, _cfg(steps=2, lr=1e-9), data, str(tmp_path / "tuned"), init=str(tmp_path / "first" / "renderer.pt"))
+    tuned, _ = checkpoint.load(tmp_path / "tuned" / "renderer.pt")
+    # ... while a fresh run does not.
+    train(TINY, _cfg(steps=2, lr=1e-9), data, str(tmp_path / "fresh"))
+    fresh, _ = checkpoint.load(tmp_path / "fresh" / "renderer.pt")
+    ref = start.state_dict()
+    assert all(torch.allclose(v, ref[k], atol=1e-6) for k, v in tuned.state_dict().items())
+    assert not all(torch.allclose(v, ref[k], atol=1e-3) for k, v in fresh.state_dict().items())
+    with pytest.raises(ValueError, match="another config"):
+        train(RendererConfig(channels=(4, 6)), _cfg(), data, str(tmp_path / "other"),
+              init=str(tmp_path / "first" / "renderer.pt"))
+
+
 def test_training_lowers_the_loss(one_thread):
     data = _Pairs()
     losses = []

@@ -139,9 +139,13 @@ def evaluate(model, dataset, indices, device, limit: int = 32) -> float:
 
 
 def train(model_config: RendererConfig, cfg: TrainConfig, train_set, out_dir: str, *, val_set=None,
-          device="cpu", meta: dict | None = None, progress: Callable[[dict], None] | None = None) -> dict:
+          device="cpu", meta: dict | None = None, progress: Callable[[dict], None] | None = None,
+          init: str | None = None) -> dict:
     """Train (or resume from ``<out_dir>/last.pt``). Returns a summary dict. ``progress(info)`` after each
-    logged step (info: step, steps, loss parts, lr, steps_per_s, eta_s)."""
+    logged step (info: step, steps, loss parts, lr, steps_per_s, eta_s).
+
+    ``init``: a finished renderer checkpoint (same config) whose weights start a new run (fine-tuning on new
+    data); the optimizer and step start fresh. Ignored when ``<out_dir>/last.pt`` exists (that run resumes)."""
     cfg.validate()
     device = torch.device(device)
     os.makedirs(out_dir, exist_ok=True)
@@ -164,6 +168,11 @@ def train(model_config: RendererConfig, cfg: TrainConfig, train_set, out_dir: st
         step = int(train_state["step"])
         history = list(train_state.get("history", []))
         log.info("resumed %s at step %d", last_path, step)
+    elif init:
+        start_model, _ = checkpoint.load(init, expect=model_config)
+        model.load_state_dict(start_model.state_dict())
+        ema.load_state_dict(start_model.state_dict())
+        log.info("initialised from %s", init)
     real, synth = _split_indices(train_set)
     if len(real) + len(synth) == 0:
         raise ValueError("the training set is empty")
