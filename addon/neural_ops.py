@@ -53,6 +53,7 @@ class NeuralRequest:
     renderer: str
     out_dir: str
     settings: backend.BackendSettings
+    anchor: tuple | None = None  # (UVs (N, 2), weights (N,)) of the Anchor group, None = every pixel moves freely
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +89,21 @@ def key_values(obj, frames) -> tuple:
     return out[0], out[1]
 
 
+def anchor_of(obj):
+    """(UVs, weights) of the plane's Anchor group, as the modal keys use it; None when there is none or every
+    vertex moves at full weight (the mask would change nothing)."""
+    name = obj.imagedyn.anchor_group
+    if not name or name not in obj.vertex_groups:
+        return None
+    weights = shapekeys.group_weights(obj, name)
+    if np.all(weights >= 1.0):
+        return None
+    try:
+        return shapekeys.vertex_uvs(obj.data), weights
+    except shapekeys.BakeError:
+        return None
+
+
 def photo_image(obj):
     """The plane's photo (the image of the node the neural frames replaced, else the first image texture)."""
     for slot in obj.material_slots:
@@ -117,8 +133,9 @@ def neural_work(request: NeuralRequest):
     def work(emit, cancel_event) -> NeuralResult:
         with backend.connected(request.settings, emit, cancel_event) as client:
             emit("Uploading", 0.0)
+            mask = neural.mask_png(neural.anchor_mask(*request.anchor)) if request.anchor is not None else None
             body = neural.render_body(request.image.encoded(), request.volume, request.frames, request.modal,
-                                      request.fmt, request.size, request.renderer or None)
+                                      request.fmt, request.size, request.renderer or None, mask)
             final, data = backend.follow(client, client.submit("render", body), emit, cancel_event,
                                          "Downloading the frames")
         if cancel_event.is_set():
@@ -337,7 +354,7 @@ class IMAGEDYN_OT_render_neural(PlaneOperator, bpy.types.Operator):
         w, h = image.size
         size = neural.frame_size(w, h, self.long_side)
         request = NeuralRequest(obj.name, source, volume, frames, modal, self.file_format, size, self.renderer,
-                                output_folder(obj.name)[0], backend.current_settings(context))
+                                output_folder(obj.name)[0], backend.current_settings(context), anchor_of(obj))
         backend.start_job(key, LABEL, neural_work(request), apply_result)
         self.report({"INFO"}, f"Rendering {len(frames)} neural frames of '{obj.name}' ({size[0]}x{size[1]}): "
                               "progress in the Motion panel and the status bar")

@@ -90,6 +90,18 @@ def vertex_uvs(me) -> np.ndarray:
     return uv
 
 
+def group_weights(obj, name: str) -> np.ndarray:
+    """(N,) weight of every vertex in vertex group ``name`` (0 where a vertex is not in it)."""
+    index = obj.vertex_groups[name].index
+    out = np.zeros(len(obj.data.vertices), dtype=np.float64)
+    for v in obj.data.vertices:
+        for g in v.groups:
+            if g.group == index:
+                out[v.index] = g.weight
+                break
+    return out
+
+
 def rest_positions(obj) -> np.ndarray:
     """(N, 3) rest positions: the reference (Basis) key if there is one, else the mesh vertices."""
     me = obj.data

@@ -36,6 +36,34 @@ def test_sequence_user_settings_map_scene_frame_to_file_number():
         neural.render_body(b"x", b"y", [1, 2], np.zeros((3, 4, 2)))
 
 
+def test_anchor_mask_maps_a_grid_plane_vertex_to_cell_and_fills_gaps():
+    cols, rows = 5, 3
+    u, v = np.meshgrid(np.linspace(0, 1, cols), np.linspace(0, 1, rows))
+    uv = np.stack([u.ravel(), v.ravel()], axis=1)
+    weights = (u.ravel() * 0.5 + (v.ravel() > 0.9)).clip(0, 1)  # ramp in U, top row (v = 1) full weight
+    mask = neural.anchor_mask(uv, weights)
+    assert mask.shape == (rows, cols) and mask.dtype == np.float32
+    assert np.allclose(mask[0], 1.0)  # row 0 = top of the photo = v 1
+    assert np.allclose(mask[2], np.linspace(0, 0.5, cols))  # bottom row, v 0
+    # A missing vertex (a hole in the grid) takes its neighbours' mean.
+    keep = np.ones(len(uv), bool)
+    keep[7] = False  # row v = 0.5, column u = 0.5
+    holed = neural.anchor_mask(uv[keep], weights[keep])
+    assert holed.shape == (rows, cols) and np.isclose(holed[1, 2], np.mean(np.delete(mask.ravel(), 7)), atol=0.2)
+    assert np.allclose(np.delete(holed.ravel(), 7), np.delete(mask.ravel(), 7))
+    # PNG bytes that the backend reads back to the same mask within 8-bit steps.
+    from backend.render.render import mask_from_image
+    from PIL import Image
+    import io
+
+    back = mask_from_image(np.asarray(Image.open(io.BytesIO(neural.mask_png(mask)))))
+    assert np.abs(back - mask).max() <= 0.5 / 255 + 1e-6
+    body = neural.render_body(b"x", b"y", [1], np.zeros((1, 4, 2)), motion_mask=neural.mask_png(mask))
+    assert "motion_mask" in body and "motion_mask" not in neural.render_body(b"x", b"y", [1], np.zeros((1, 4, 2)))
+    with pytest.raises(ValueError, match="UVs and N weights"):
+        neural.anchor_mask(uv, weights[:-1])
+
+
 # ---------------------------------------------------------------------------------------------------- Blender
 
 @pytest.fixture(scope="module")
@@ -169,6 +197,31 @@ def test_neural_frames_show_on_the_material_and_cycles_renders_frame_t(bpy, tmp_
     assert bpy.ops.imagedyn.use_mesh_warp() == {"FINISHED"}
     assert neural_ops.NODE_NAME not in mat.node_tree.nodes and photo_node.outputs["Color"].is_linked
     assert not any(b.mute for _, re_b, im_b in shapekeys.modal_keys(obj) for b in (re_b, im_b))
+
+
+@pytest.mark.bpy
+def test_anchor_group_holds_neural_frames_still_where_the_mesh_stays_still(bpy, tmp_path):
+    from addon import neural_ops, shapekeys
+
+    obj = _plane(bpy, tmp_path)
+    assert neural_ops.anchor_of(obj) is None  # no group: nothing is sent
+    assert bpy.ops.imagedyn.add_anchor() == {"FINISHED"}
+    assert neural_ops.anchor_of(obj) is None  # all weights 1: nothing would change
+    uv = shapekeys.vertex_uvs(obj.data)
+    group = obj.vertex_groups[obj.imagedyn.anchor_group]
+    group.add([int(i) for i in np.flatnonzero(uv[:, 0] < 0.5)], 0.0, "REPLACE")  # the left half stays still
+    uv_sent, weights = neural_ops.anchor_of(obj)
+    assert np.array_equal(weights, (uv[:, 0] >= 0.5).astype(float))
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, 4
+    job = _run(bpy, obj)
+    assert job.state == "done", job.message
+    folder = tmp_path / "scene_neural" / "photo"
+    photo = _read_png(tmp_path / "photo.png")[..., :3]
+    for f in range(1, 5):
+        frame = _read_png(folder / neural.frame_filename(f))
+        assert np.abs(frame[:, :W // 2 - 4] - photo[:, :W // 2 - 4]).max() < 1e-6, f  # anchored: the photo
+        assert np.abs(frame[:, W // 2 + 8:] - photo[:, W // 2 + 8:]).mean() > 0.02, f  # free: it sways
 
 
 @pytest.mark.bpy

@@ -177,6 +177,56 @@ def test_cli_renders_a_loop_and_modal_coordinates(tmp_path, monkeypatch, capsys)
     assert "volume has K=5" in capsys.readouterr().err
 
 
+def test_motion_mask_scales_each_pixels_motion(tmp_path, capsys):
+    from PIL import Image
+
+    from backend import cli
+    from backend.render import checkpoint
+    from backend.render.render import mask_from_image, scale_by_mask
+
+    vol, photo = _volume(), _photo()
+    torch.manual_seed(0)
+    model = build_renderer(RendererConfig(channels=(4, 6, 8))).eval()  # untrained: forward warp, exact at rest
+    q = loop_coordinates(vol.k, (3, 8), LoopSettings.for_volume(vol, 20.0))
+    free = np.concatenate(list(iter_frames(model, photo, vol, q)))
+    ones = np.concatenate(list(iter_frames(model, photo, vol, q, motion_mask=np.ones((2, 2)))))
+    assert np.abs(free - ones).max() < 1e-5  # bilinear weights of 1s sum to 1 within float rounding
+    still = np.concatenate(list(iter_frames(model, photo, vol, q, motion_mask=np.zeros((5, 7)))))
+    assert np.array_equal(np.round(still * 255), np.repeat(photo[None].astype(np.float32), 2, axis=0))
+    # A mask of the frame's own size scales pixel by pixel; a 2x2 mask is stretched corner to corner.
+    coeffs = torch.from_numpy(vol.coeffs)
+    left = np.ones((32, 48), np.float32)
+    left[:, :24] = 0.0
+    scaled = scale_by_mask(coeffs, left).numpy()
+    assert np.array_equal(scaled[..., :24], np.zeros_like(scaled[..., :24]))
+    assert np.array_equal(scaled[..., 24:], vol.coeffs[..., 24:])
+    ramp = scale_by_mask(torch.ones(1, 4, 32, 48), np.array([[0.0, 1.0], [0.0, 1.0]], np.float32)).numpy()
+    assert np.allclose(ramp[0, 0, 5], np.linspace(0, 1, 48), atol=1e-6)
+    half = np.concatenate(list(iter_frames(model, photo, vol, q, motion_mask=left)))
+    assert np.array_equal(np.round(half[:, :, :12] * 255), np.repeat(photo[None, :, :12].astype(np.float32), 2, 0))
+    moved = np.abs(free[:, :, 30:] - still[:, :, 30:]).mean()
+    assert moved > 1e-2 and np.abs(half[:, :, 30:] - still[:, :, 30:]).mean() > 0.7 * moved  # the free side moves
+    # Image files: 8 and 16 bit grey, colour (its grey level); bad values and shapes are refused.
+    assert np.array_equal(mask_from_image(np.array([[0, 255], [255, 0]], np.uint8)), [[0, 1], [1, 0]])
+    assert np.allclose(mask_from_image(np.full((2, 3), 65535, np.uint16)), 1.0)
+    assert np.allclose(mask_from_image(np.full((2, 2, 3), [0, 255, 255], np.uint8)), 2 / 3)
+    with pytest.raises(ValueError, match="at least 2x2"):
+        mask_from_image(np.ones(4, np.uint8))
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        list(iter_frames(model, photo, vol, q, motion_mask=np.full((2, 2), 1.5)))
+    # The CLI's --mask: a black mask renders the photo itself.
+    save_npz(tmp_path / "v.npz", vol)
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    Image.fromarray(np.zeros((10, 16), np.uint8)).save(tmp_path / "m.png")
+    checkpoint.save(tmp_path / "r.pt", model)
+    base = ["render", str(tmp_path / "p.png"), str(tmp_path / "v.npz"), "--checkpoint", str(tmp_path / "r.pt"),
+            "-q", "--device", "cpu", "--frames", "3:4"]
+    assert cli.main(base + ["-o", str(tmp_path / "still"), "--mask", str(tmp_path / "m.png")]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "still" / frame_filename(4))), photo)
+    assert cli.main(base + ["-o", str(tmp_path / "bad"), "--mask", str(tmp_path / "v.npz")]) == 2
+    assert "motion mask" in capsys.readouterr().err
+
+
 def test_mesh_warp_baseline_reproduces_a_plane_moved_by_its_vertices():
     from backend.render.meshwarp import mesh_warp
 

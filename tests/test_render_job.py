@@ -97,6 +97,18 @@ def test_modal_coordinates_zero_motion_give_the_photo(client):
     assert all(np.array_equal(f, _photo()) for f in frames.values())  # the untrained renderer at rest
 
 
+def test_motion_mask_holds_still_what_it_masks_and_is_part_of_the_cache_key(client):
+    still = np.zeros((4, 6), np.uint8)  # black: nothing moves; any size, stretched over the frame
+    job = client.post("/v1/jobs/render", json=_body(motion_mask=b64(encode(still)))).json()
+    assert wait_state(client, job["id"])["state"] == "done"
+    frames = _zip_frames(client.get(f"/v1/jobs/{job['id']}/result").content)
+    assert all(np.array_equal(f, _photo()) for f in frames.values())
+    free = client.post("/v1/jobs/render", json=_body(motion_mask=b64(encode(still + 255)))).json()
+    assert not free["cached"] and wait_state(client, free["id"])["state"] == "done"
+    moving = _zip_frames(client.get(f"/v1/jobs/{free['id']}/result").content)
+    assert not np.array_equal(moving[frame_filename(5)], _photo())
+
+
 @pytest.mark.parametrize("change, code", [
     ({"modal": np.zeros((3, K, 2)).tolist()}, "invalid_motion"),  # both loop and modal
     ({"loop": None}, "invalid_motion"),  # neither
@@ -106,6 +118,8 @@ def test_modal_coordinates_zero_motion_give_the_photo(client):
     ({"volume": b64(b"not an npz")}, "invalid_volume"),
     ({"image": b64(b"not an image")}, "invalid_image"),
     ({"renderer": "/nonexistent/renderer.pt"}, "invalid_model"),
+    ({"motion_mask": b64(b"not an image")}, "invalid_mask"),
+    ({"motion_mask": "%%%"}, "invalid_base64"),
 ])
 def test_bad_render_requests_get_a_422_naming_the_problem(client, change, code):
     r = client.post("/v1/jobs/render", json=_body(**change))

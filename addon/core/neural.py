@@ -27,6 +27,48 @@ def coordinates_from_key_values(value_re: np.ndarray, value_im: np.ndarray) -> n
     return np.stack([value_re.T, -value_im.T], axis=-1)
 
 
+def anchor_mask(uv: np.ndarray, weights: np.ndarray, max_side: int = 1024) -> np.ndarray:
+    """The Anchor group as an image-space motion mask (h, w) float32 in [0, 1], row 0 = top of the photo.
+
+    ``uv`` (N, 2) per-vertex UVs, ``weights`` (N,) the group's weight per vertex (0 where a vertex is not in it),
+    the factor the mesh path applies to each vertex's shape-key motion. One cell per distinct U and V of the
+    vertices (a grid plane maps vertex to cell one to one; the backend stretches the mask with corners on corners,
+    which interpolates between vertices as the mesh does); cells no vertex falls in take their neighbours' mean.
+    """
+    uv = np.asarray(uv, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if uv.ndim != 2 or uv.shape[1] != 2 or weights.shape != (uv.shape[0],) or uv.shape[0] == 0:
+        raise ValueError(f"anchor mask needs (N, 2) UVs and N weights, got {uv.shape} and {weights.shape}")
+    uv = np.clip(uv, 0.0, 1.0)
+    gw = int(np.clip(len(np.unique(np.round(uv[:, 0], 5))), 2, max_side))
+    gh = int(np.clip(len(np.unique(np.round(uv[:, 1], 5))), 2, max_side))
+    col = np.rint(uv[:, 0] * (gw - 1)).astype(np.int64)
+    row = np.rint((1.0 - uv[:, 1]) * (gh - 1)).astype(np.int64)
+    total = np.zeros((gh, gw))
+    count = np.zeros((gh, gw))
+    np.add.at(total, (row, col), np.clip(weights, 0.0, 1.0))
+    np.add.at(count, (row, col), 1.0)
+    known = count > 0
+    mask = np.where(known, total / np.maximum(count, 1.0), 0.0)
+    while not known.all():
+        pad_v = np.pad(np.where(known, mask, 0.0), 1)
+        pad_k = np.pad(known.astype(np.float64), 1)
+        sum_v = sum(pad_v[1 + dy:1 + dy + gh, 1 + dx:1 + dx + gw] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+        sum_k = sum(pad_k[1 + dy:1 + dy + gh, 1 + dx:1 + dx + gw] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+        grow = ~known & (sum_k > 0)
+        mask[grow] = sum_v[grow] / sum_k[grow]
+        known = known | grow
+    return mask.astype(np.float32)
+
+
+def mask_png(mask: np.ndarray) -> bytes:
+    """Motion mask (h, w) in [0, 1] -> greyscale-as-RGB 8-bit PNG bytes (white = 1)."""
+    from .png import encode_png
+
+    grey = np.clip(np.rint(np.asarray(mask, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    return encode_png(np.repeat(grey[..., None], 3, axis=2))
+
+
 def frame_size(photo_width: int, photo_height: int, long_side: int) -> tuple:
     """(W, H) of the frames: the photo's aspect, longer side ``long_side`` at most (never upscaled), >= 16."""
     if photo_width < 1 or photo_height < 1:
@@ -41,8 +83,8 @@ def frame_filename(frame: int, fmt: str = "png") -> str:
 
 
 def render_body(image: bytes, volume: bytes, frames, modal: np.ndarray, fmt: str = "png", size=None,
-                renderer: str | None = None) -> dict:
-    """JSON body of ``POST /v1/jobs/render``."""
+                renderer: str | None = None, motion_mask: bytes | None = None) -> dict:
+    """JSON body of ``POST /v1/jobs/render`` (``motion_mask``: PNG bytes from :func:`mask_png`)."""
     frames = [int(f) for f in frames]
     modal = np.asarray(modal, dtype=np.float64)
     if modal.shape[0] != len(frames) or modal.ndim != 3 or modal.shape[2] != 2:
@@ -55,6 +97,8 @@ def render_body(image: bytes, volume: bytes, frames, modal: np.ndarray, fmt: str
         body["size"] = [int(size[0]), int(size[1])]
     if renderer:
         body["renderer"] = renderer
+    if motion_mask:
+        body["motion_mask"] = base64.b64encode(motion_mask).decode("ascii")
     return body
 
 

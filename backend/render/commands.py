@@ -27,6 +27,25 @@ def read_photo(path: str) -> np.ndarray:
         raise UserError(f"cannot read '{path}' as an image ({exc}): give a PNG, JPEG, TIFF or WebP image") from None
 
 
+def read_mask(path: str) -> np.ndarray:
+    """Motion mask (h, w) in [0, 1] from a greyscale/RGB image file (white = moves, black = still)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from backend.cli import UserError
+
+    from .render import mask_from_image
+
+    if not os.path.isfile(path):
+        raise UserError(f"--mask '{path}' does not exist: give a greyscale PNG (white = moves, black = still)")
+    try:
+        with Image.open(path) as im:
+            pixels = np.asarray(im if im.mode in ("L", "I;16", "I;16B", "I;16L") else im.convert("RGB"))
+        return mask_from_image(pixels)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise UserError(f"cannot use '{path}' as a motion mask ({exc}): give a greyscale PNG (white = moves, "
+                        "black = still)") from None
+
+
 def parse_frames(text: str) -> tuple:
     """'0:149' or '1-150' (inclusive) or '5' -> frame numbers."""
     from backend.cli import UserError
@@ -81,6 +100,7 @@ def _cmd_render(args) -> int:
 
     photo = read_photo(args.photo)
     volume = load_npz(args.volume)
+    mask = read_mask(args.mask) if args.mask else None
     try:
         size = parse_size(args.size) if args.size else None
         device = resolve_device(args.device)
@@ -117,6 +137,7 @@ def _cmd_render(args) -> int:
     t0 = time.perf_counter()
     try:
         paths = render_sequence(model, photo, volume, q, settings, args.output, prefix=args.prefix, device=device,
+                                motion_mask=mask,
                                 callback=(lambda done, total: bar.update(1)) if bar is not None else None)
     except ValueError as exc:
         raise UserError(str(exc)) from None
@@ -149,6 +170,8 @@ def add_commands(sub) -> None:
     r.add_argument("--amplitude", type=float, default=1.0, help="motion scale (default 1)")
     r.add_argument("--modal", help="per-frame modal coordinates instead of the loop: .json {\"frames\", \"q\"} or "
                                    ".npy (N, K, 2) [re, im]")
+    r.add_argument("--mask", help="motion mask image stretched over the frame: white moves freely, black stays still "
+                                  "(grey scales the motion)")
     r.add_argument("--format", choices=("png", "exr"), default="png", help="png (8-bit sRGB) or exr (linear float)")
     r.add_argument("--size", help="frame size WxH (default: the photo's aspect, longer side at most 512)")
     r.add_argument("--prefix", default="frame_", help="file name prefix (default frame_)")

@@ -57,6 +57,10 @@ class RenderJobRequest(BaseModel):
     size: Optional[list[int]] = Field(default=None, min_length=2, max_length=2,
                                       description="(W, H) of the frames; default the photo's aspect, longer "
                                                   "side at most 512")
+    motion_mask: Optional[str] = Field(
+        default=None, min_length=1,
+        description="Per-pixel motion scale as a greyscale image file (PNG), base64: white moves freely, black stays "
+                    "still (the add-on's Anchor group); stretched over the frame, corners on corners")
     renderer: Optional[str] = Field(default=None, max_length=4096,
                                     description="Renderer checkpoint path on the backend's machine; None = the "
                                                 "shipped one; 'tiny' = untrained (tests)")
@@ -70,6 +74,7 @@ class RenderPayload:
     settings: object  # RenderSettings
     renderer: object
     device: object
+    motion_mask: Optional[np.ndarray] = None
 
 
 _renderers: dict = {}
@@ -119,6 +124,30 @@ def decode_volume(text: str):
                                                   "predict job") from None
 
 
+def decode_mask(text: str, max_pixels: int) -> tuple:
+    """(file bytes, mask (h, w) float32 in [0, 1]) of the request's ``motion_mask``."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .render import mask_from_image
+
+    data = images.decode_base64(text, field="motion_mask")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.size[0] * im.size[1] > max_pixels:
+                raise ServiceError(413, "too_many_pixels", f"The motion mask has {im.size[0]}x{im.size[1]} pixels; "
+                                                           f"at most {max_pixels:,} are accepted")
+            mode = im.mode if im.mode in ("L", "I;16", "I;16B", "I;16L", "RGB") else "RGB"
+            pixels = np.asarray(im if mode == im.mode else im.convert(mode))
+        if pixels.dtype not in (np.uint8, np.uint16):
+            pixels = pixels.astype(np.uint16)
+        return data, mask_from_image(pixels)
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ServiceError(422, "invalid_mask", f"'motion_mask' is not a readable image ({exc}): send a greyscale "
+                                                "PNG (white = moves, black = still)") from None
+    except ValueError as exc:
+        raise ServiceError(422, "invalid_mask", f"Unusable motion mask: {exc}") from None
+
+
 def prepare_render(request: RenderJobRequest, service) -> Prepared:
     from .frames import LoopSettings, check_coordinates, loop_coordinates
     from .render import RenderSettings
@@ -126,6 +155,8 @@ def prepare_render(request: RenderJobRequest, service) -> Prepared:
     data = images.decode_base64(request.image)
     photo = images.decode_image(data, service.config.max_pixels, service.config.max_side)
     volume_bytes, volume = decode_volume(request.volume)
+    mask_bytes, mask = (decode_mask(request.motion_mask, service.config.max_pixels) if request.motion_mask
+                        else (b"", None))
     if (request.modal is None) == (request.loop is None):
         raise ServiceError(422, "invalid_motion", "Give exactly one of 'modal' (per-frame modal coordinates) and "
                                                   "'loop'")
@@ -148,8 +179,9 @@ def prepare_render(request: RenderJobRequest, service) -> Prepared:
                                                  f"{exc}") from None
     key = content_key("render", hashlib.sha256(data).hexdigest(), hashlib.sha256(volume_bytes).hexdigest(),
                       list(settings.frames), hashlib.sha256(np.ascontiguousarray(q).tobytes()).hexdigest(),
-                      settings.format, settings.size, model_id, service.config.max_side)
-    payload = RenderPayload(photo.pixels, volume, q, settings, model, device)
+                      settings.format, settings.size, model_id, service.config.max_side,
+                      hashlib.sha256(mask_bytes).hexdigest() if mask is not None else None)
+    payload = RenderPayload(photo.pixels, volume, q, settings, model, device, mask)
     return Prepared(payload, cache_key=key, model=model_id)
 
 
@@ -166,7 +198,7 @@ def run_render(ctx, payload: RenderPayload) -> str:
         ctx.publish_file(os.path.basename(path), path, media)
 
     render_sequence(payload.renderer, payload.photo, payload.volume, payload.q, settings, out_dir,
-                    device=payload.device, on_frame=on_frame,
+                    device=payload.device, on_frame=on_frame, motion_mask=payload.motion_mask,
                     callback=lambda done, n: ctx.progress(done, n, "rendering"))
     ctx.progress(total, total, "packing")
     path = os.path.join(ctx.work_dir, RESULT_NAME)

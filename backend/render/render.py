@@ -96,11 +96,46 @@ def check_photo(photo) -> np.ndarray:
     return photo
 
 
+def check_motion_mask(mask) -> np.ndarray:
+    """A motion mask (h, w) float in [0, 1]: per-pixel motion scale (1 = free, 0 = still), e.g. the add-on's
+    Anchor group. Any size of at least 2x2; it is stretched over the frame (corners on corners)."""
+    mask = np.asarray(mask, dtype=np.float32)
+    if mask.ndim != 2 or min(mask.shape) < 2:
+        raise ValueError(f"the motion mask must be a 2D map of at least 2x2 values, got shape {mask.shape}")
+    if not np.all(np.isfinite(mask)) or mask.min() < 0.0 or mask.max() > 1.0:
+        raise ValueError("the motion mask must hold values in [0, 1] (1 = moves freely, 0 = stays still)")
+    return mask
+
+
+def mask_from_image(pixels: np.ndarray) -> np.ndarray:
+    """A greyscale or RGB image (uint8 / uint16 / float in [0, 1]) -> motion mask (h, w) in [0, 1] (its mean of
+    the colour channels; white = free)."""
+    px = np.asarray(pixels)
+    peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(px.dtype, 1.0)
+    px = px.astype(np.float32) / peak
+    if px.ndim == 3:
+        px = px[..., :3].mean(axis=2)
+    return check_motion_mask(np.clip(px, 0.0, 1.0))
+
+
+def scale_by_mask(coeffs: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
+    """coeffs (K, 4, H, W) times the mask stretched bilinearly to H x W (corner samples on corner pixels, as the
+    plane's vertices at UV 0 and 1): the motion of each pixel scales by the mask there (flows are linear in A)."""
+    h, w = coeffs.shape[-2:]
+    m = torch.from_numpy(check_motion_mask(mask))[None, None].to(device=coeffs.device, dtype=coeffs.dtype)
+    m = torch.nn.functional.interpolate(m, size=(h, w), mode="bilinear", align_corners=True)
+    return coeffs * m[0, 0]
+
+
 def iter_frames(model, photo: np.ndarray, volume: SpectralVolume, q, *, size=None,
-                device: torch.device | str = "cpu", batch_size: int | None = None) -> Iterator[np.ndarray]:
-    """Yield frames float32 (n, H, W, 3) in [0, 1] (sRGB), one batch at a time, for modal coordinates q (N, K)."""
+                device: torch.device | str = "cpu", batch_size: int | None = None,
+                motion_mask: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """Yield frames float32 (n, H, W, 3) in [0, 1] (sRGB), one batch at a time, for modal coordinates q (N, K).
+    ``motion_mask`` (h, w) in [0, 1] scales the motion per pixel (:func:`scale_by_mask`)."""
     photo = check_photo(photo)
     q = check_coordinates(q, volume.k)
+    if motion_mask is not None:
+        motion_mask = check_motion_mask(motion_mask)
     w, h = output_size((photo.shape[1], photo.shape[0]), size)
     image = _resize(photo, (w, h))
     volume = fit_volume(volume, w, h)
@@ -109,6 +144,8 @@ def iter_frames(model, photo: np.ndarray, volume: SpectralVolume, q, *, size=Non
         batch_size = max(1, PIXELS_PER_BATCH // (w * h))
     with torch.no_grad():
         coeffs = torch.from_numpy(np.ascontiguousarray(volume.coeffs)).to(device)
+        if motion_mask is not None:
+            coeffs = scale_by_mask(coeffs, motion_mask)
         weight = motion_weight(coeffs)
         src = torch.from_numpy(np.array(image, copy=True)).to(device).permute(2, 0, 1)[None].float() / 255.0
         state = model.prepare(src)
@@ -140,12 +177,13 @@ def write_frame(path: str, rgb: np.ndarray, fmt: str) -> None:
 def render_sequence(model, photo: np.ndarray, volume: SpectralVolume, q, settings: RenderSettings, out_dir,
                     *, prefix: str = "frame_", device="cpu",
                     callback: Callable[[int, int], None] | None = None,
-                    on_frame: Callable[[int, str], None] | None = None) -> list:
+                    on_frame: Callable[[int, str], None] | None = None,
+                    motion_mask: np.ndarray | None = None) -> list:
     """Render ``settings.frames`` (with modal coordinates ``q``, one row per frame) into ``out_dir``.
 
     Returns the written paths in frame order. ``on_frame(frame, path)`` runs after each file is in place (for
     streaming), then ``callback(done, total)``. On any exception (cancel included) the files written by this call
-    are removed before it propagates."""
+    are removed before it propagates. ``motion_mask``: see :func:`iter_frames`."""
     q = check_coordinates(q, volume.k, len(settings.frames))
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
@@ -153,7 +191,8 @@ def render_sequence(model, photo: np.ndarray, volume: SpectralVolume, q, setting
     total = len(settings.frames)
     try:
         done = 0
-        for batch in iter_frames(model, photo, volume, q, size=settings.size, device=device):
+        for batch in iter_frames(model, photo, volume, q, size=settings.size, device=device,
+                                 motion_mask=motion_mask):
             for rgb in batch:
                 frame = settings.frames[done]
                 path = os.path.join(out_dir, frame_filename(frame, settings.format, prefix))
