@@ -3,6 +3,9 @@
 * Blender 4.4 introduced layered actions and 5.0 removed ``Action.fcurves``: F-curves now live in a channelbag
   per action slot (``bpy_extras.anim_utils.action_ensure_channelbag_for_slot``). 4.2 only has ``Action.fcurves``.
 * The Eevee engine id is ``BLENDER_EEVEE_NEXT`` in 4.2 - 4.5 and ``BLENDER_EEVEE`` again from 5.0.
+* The compositor: 4.x keeps it in ``Scene.node_tree`` (made by ``Scene.use_nodes``, with a Composite output node);
+  5.0 in a node group ``Scene.compositing_node_group`` whose Group Output is the result. Alpha Over's inputs are
+  (Fac, Image, Image) in 4.x and (Background, Foreground, Factor) in 5.0.
 """
 from __future__ import annotations
 
@@ -96,3 +99,39 @@ def set_view_transform(scene, name: str = "Standard") -> bool:
         return False
     scene.view_settings.look = "None"
     return True
+
+
+COMPOSITOR_GROUPS = "compositing_node_group" in bpy.types.Scene.bl_rna.properties  # True from Blender 5.0
+
+
+def compositor_tree(scene):
+    """``(tree, created)``: the scene's compositor node tree, made when it has none. A made tree is Render Layers
+    -> output, as Blender sets it up."""
+    if COMPOSITOR_GROUPS:
+        tree = scene.compositing_node_group
+        if tree is not None:
+            return tree, False
+        tree = bpy.data.node_groups.new("Compositing", "CompositorNodeTree")
+        tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+        layers = tree.nodes.new("CompositorNodeRLayers")
+        out = tree.nodes.new("NodeGroupOutput")
+        out.location = (400, 0)
+        tree.links.new(layers.outputs["Image"], out.inputs[0])
+        scene.compositing_node_group = tree
+        return tree, True
+    created = not scene.use_nodes or scene.node_tree is None
+    scene.use_nodes = True  # 4.x fills a new tree with Render Layers -> Composite
+    return scene.node_tree, created
+
+
+def compositor_output(tree):
+    """The node whose input is the compositor's result (Group Output in 5.0, Composite in 4.x), or None."""
+    kind = "GROUP_OUTPUT" if COMPOSITOR_GROUPS else "COMPOSITE"
+    return next((n for n in tree.nodes if n.type == kind), None)
+
+
+def alpha_over_inputs(node) -> tuple:
+    """(background, foreground) input sockets of a compositor Alpha Over node."""
+    if "Background" in node.inputs:
+        return node.inputs["Background"], node.inputs["Foreground"]
+    return node.inputs[1], node.inputs[2]

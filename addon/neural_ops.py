@@ -230,7 +230,75 @@ def apply_sequence(obj, first_path: str, first_frame: int, count: int):
         raise BackendError("no_photo_node", f"'{obj.name}' has no material with its photo's image texture node: "
                                             "the frames were saved but not applied")
     _mute_keys(obj, True)
+    for node in _compositor_nodes(obj):  # a compositor that shows these frames follows the new range
+        _map_frames(node, image, seq.image_user)
     return image
+
+
+def compositor_node_name(obj) -> str:
+    return f"IDyn Neural Frames: {obj.name}"[:63]
+
+
+def _sequence_node(obj):
+    """The material node showing ``obj``'s neural frames, or None."""
+    for slot in obj.material_slots:
+        tree = slot.material.node_tree if slot.material is not None else None
+        if tree is not None and NODE_NAME in tree.nodes:
+            return tree.nodes[NODE_NAME]
+    return None
+
+
+def _map_frames(node, image, user) -> None:
+    """Compositor Image node: show ``image`` with the material's frame mapping (scene frame f = file frame_f)."""
+    node.image = image
+    node.frame_start, node.frame_offset, node.frame_duration = user.frame_start, user.frame_offset, user.frame_duration
+    node.use_auto_refresh = True
+    node.use_cyclic = False
+
+
+def _compositor_nodes(obj):
+    """Compositor Image nodes of ``obj``'s neural frames in every scene (the add-on's nodes only)."""
+    name = compositor_node_name(obj)
+    for scene in bpy.data.scenes:
+        tree = (scene.compositing_node_group if compat.COMPOSITOR_GROUPS
+                else (scene.node_tree if scene.use_nodes else None))
+        if tree is not None and name in tree.nodes:
+            yield tree.nodes[name]
+
+
+def send_to_compositor(scene, obj) -> str:
+    """Put ``obj``'s neural frames into the scene's compositor as an Image node (scene frame f shows frame_f).
+
+    A compositor the add-on has to make gets Render Layers over the frames (Alpha Over) into the output, with a
+    transparent film, so a render shows the 3D scene in front of the neural frames; in an existing compositor the
+    node is added unconnected (nothing of the artist's is rewired). Re-sending updates the same node."""
+    seq = _sequence_node(obj)
+    if seq is None or seq.image is None:
+        raise BackendError("no_neural_frames", f"'{obj.name}' shows no neural frames: render them first")
+    tree, created = compat.compositor_tree(scene)
+    name = compositor_node_name(obj)
+    node = tree.nodes.get(name) or tree.nodes.new("CompositorNodeImage")
+    node.name = node.label = name
+    _map_frames(node, seq.image, seq.image_user)
+    if not created:
+        return (f"Added '{name}' to the compositor of scene '{scene.name}' (unconnected: wire it where you need "
+                "it)")
+    out = compat.compositor_output(tree)
+    layers = next((n for n in tree.nodes if n.type == "R_LAYERS"), None)
+    if out is None or layers is None:
+        return f"Added '{name}' to a new compositor of scene '{scene.name}' (unconnected)"
+    over = tree.nodes.new("CompositorNodeAlphaOver")
+    over.name = over.label = "IDyn Alpha Over"
+    background, foreground = compat.alpha_over_inputs(over)
+    tree.links.new(node.outputs["Image"], background)
+    tree.links.new(layers.outputs["Image"], foreground)
+    tree.links.new(over.outputs["Image"], out.inputs[0])
+    node.location = (layers.location.x, layers.location.y - 400)
+    over.location = (layers.location.x + 300, layers.location.y - 100)
+    out.location = (layers.location.x + 600, layers.location.y)
+    scene.render.film_transparent = True
+    return (f"New compositor in scene '{scene.name}': the render in front of '{obj.name}'s neural frames "
+            "(Film > Transparent turned on)")
 
 
 def _mute_keys(obj, mute: bool) -> None:
@@ -380,6 +448,24 @@ class IMAGEDYN_OT_cancel_neural(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class IMAGEDYN_OT_neural_to_compositor(PlaneOperator, bpy.types.Operator):
+    """Put the plane's neural frames into the scene's compositor as an image sequence (frame-accurate); a new
+    compositor shows the render in front of them"""
+
+    bl_idname = "imagedyn.neural_to_compositor"
+    bl_label = "Neural Frames to Compositor"
+
+    def run(self, context, obj):
+        try:
+            message = send_to_compositor(context.scene, obj)
+        except BackendError as exc:
+            self.report({"ERROR"}, exc.message)
+            return {"CANCELLED"}
+        _undo_push(self.bl_label)
+        self.report({"INFO"}, message)
+        return {"FINISHED"}
+
+
 class IMAGEDYN_OT_use_mesh_warp(PlaneOperator, bpy.types.Operator):
     """Show the photo deformed by the modal shape keys again instead of the neural frames (the frames stay on
     disk)"""
@@ -409,6 +495,7 @@ def draw_neural(layout, obj) -> None:
     row = layout.row(align=True)
     row.operator("imagedyn.render_neural", icon="RENDER_ANIMATION")
     if shows_neural_frames(obj):
+        row.operator("imagedyn.neural_to_compositor", text="", icon="NODE_COMPOSITING")
         row.operator("imagedyn.use_mesh_warp", text="", icon="MOD_MESHDEFORM")
     if job is not None and job.message:
         icon = {"failed": "ERROR", "done": "CHECKMARK"}.get(job.state, "INFO")
@@ -417,4 +504,5 @@ def draw_neural(layout, obj) -> None:
             col.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
-classes = (IMAGEDYN_OT_render_neural, IMAGEDYN_OT_cancel_neural, IMAGEDYN_OT_use_mesh_warp)
+classes = (IMAGEDYN_OT_render_neural, IMAGEDYN_OT_cancel_neural, IMAGEDYN_OT_neural_to_compositor,
+           IMAGEDYN_OT_use_mesh_warp)
