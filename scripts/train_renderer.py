@@ -117,6 +117,9 @@ def main(argv=None) -> int:
                         "of training clips only (repeatable)")
     p.add_argument("--pairs", action="append", default=[],
                    help=".npz of real render pairs from scripts/real_render_pairs.py, all used for training")
+    p.add_argument("--val-pairs", action="append", default=[],
+                   help=".npz of pairs from held-out clips (scripts/real_render_pairs.py) for the validation PSNR "
+                        "(repeatable; with --data, its val split counts too)")
     p.add_argument("--partial", action="append", default=[],
                    help="root of a real-clip build still running: train on its finished shards, leaving out every "
                         "clip that may end up held out (repeatable)")
@@ -158,7 +161,7 @@ def main(argv=None) -> int:
         train_parts = ([RenderPairs(root, "train") for root in args.data]
                        + [FinishedShards(r, args.partial_hold_out) for r in args.partial]
                        + [RenderPairs(root, "all") for root in args.data_all] + [NpzPairs(path) for path in args.pairs])
-        val_parts = [RenderPairs(root, "val") for root in args.data]
+        val_parts = [RenderPairs(root, "val") for root in args.data] + [NpzPairs(path) for path in args.val_pairs]
         cards = [load_card(root) for root in args.data]
         device = resolve_device(args.device)
         if args.init and not os.path.isfile(args.init):
@@ -178,6 +181,8 @@ def main(argv=None) -> int:
                   for r, t in zip(args.partial, parts)]
     described += [{"root": os.path.abspath(r), "split": "all", "train_pairs": len(next(parts))} for r in args.data_all]
     described += [{"pairs": os.path.abspath(path), "train_pairs": len(next(parts))} for path in args.pairs]
+    described += [{"pairs": os.path.abspath(path), "val_pairs": len(v)}
+                  for path, v in zip(args.val_pairs, val_parts[len(args.data):])]
     meta = {"datasets": described,
             "torch": str(torch.__version__)}
     if args.init:

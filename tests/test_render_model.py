@@ -253,3 +253,31 @@ def test_shipped_renderer_reproduces_the_photo_without_motion():
         out = model(img, torch.zeros(1, 2, 160, 256), torch.zeros(1, 1, 160, 256)).clamp(0, 1)
     assert psnr(out, img).item() > 35.0
     assert math.isfinite(meta.get("val_real_psnr", float("nan")))
+
+
+def test_train_script_trains_validates_on_held_out_pairs_and_fine_tunes(tmp_path, one_thread, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_renderer", os.path.join(
+        os.path.dirname(__file__), "..", "scripts", "train_renderer.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rng = np.random.default_rng(0)
+    n, h, w = 4, 24, 32
+    i0 = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+    np.savez(tmp_path / "pairs.npz", i0=i0, it=np.roll(i0, 1, axis=2), flow=np.full((n, 2, h, w), 0.5, np.float16),
+             weight=np.full((n, h, w), 0.5, np.float32), t=np.arange(1, n + 1), group=np.array(["real:a"] * n))
+    base = ["--pairs", str(tmp_path / "pairs.npz"), "--val-pairs", str(tmp_path / "pairs.npz"), "--steps", "3",
+            "--batch", "2", "--crop", "16", "--channels", "4,6,8", "--log-every", "1"]
+    assert script.main(base + ["--out", str(tmp_path / "a")]) == 0
+    _, meta = checkpoint.load(tmp_path / "a" / "renderer.pt")
+    assert math.isfinite(meta["val_real_psnr"]) and meta["datasets"][-1]["val_pairs"] == n
+    assert script.main(base + ["--out", str(tmp_path / "b"), "--init", str(tmp_path / "a" / "renderer.pt")]) == 0
+    _, meta = checkpoint.load(tmp_path / "b" / "renderer.pt")
+    assert meta["init"]["model_id"] == checkpoint.model_id(tmp_path / "a" / "renderer.pt")
+    capsys.readouterr()
+    assert script.main(base + ["--out", str(tmp_path / "c"), "--channels", "4,6",
+                               "--init", str(tmp_path / "a" / "renderer.pt")]) == 2
+    assert "another config" in capsys.readouterr().err
+    assert script.main(base + ["--out", str(tmp_path / "d"), "--init", str(tmp_path / "missing.pt")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
