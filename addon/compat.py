@@ -104,13 +104,20 @@ def set_view_transform(scene, name: str = "Standard") -> bool:
 COMPOSITOR_GROUPS = "compositing_node_group" in bpy.types.Scene.bl_rna.properties  # True from Blender 5.0
 
 
+def find_compositor_tree(scene):
+    """The scene's compositor node tree, or None when it has none (never creates one)."""
+    if COMPOSITOR_GROUPS:
+        return scene.compositing_node_group
+    return scene.node_tree if scene.use_nodes else None
+
+
 def compositor_tree(scene):
     """``(tree, created)``: the scene's compositor node tree, made when it has none. A made tree is Render Layers
     -> output, as Blender sets it up."""
+    tree = find_compositor_tree(scene)
+    if tree is not None:
+        return tree, False
     if COMPOSITOR_GROUPS:
-        tree = scene.compositing_node_group
-        if tree is not None:
-            return tree, False
         tree = bpy.data.node_groups.new("Compositing", "CompositorNodeTree")
         tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
         layers = tree.nodes.new("CompositorNodeRLayers")
@@ -119,9 +126,8 @@ def compositor_tree(scene):
         tree.links.new(layers.outputs["Image"], out.inputs[0])
         scene.compositing_node_group = tree
         return tree, True
-    created = not scene.use_nodes or scene.node_tree is None
     scene.use_nodes = True  # 4.x fills a new tree with Render Layers -> Composite
-    return scene.node_tree, created
+    return scene.node_tree, True
 
 
 def compositor_output(tree):

@@ -260,8 +260,7 @@ def _compositor_nodes(obj):
     """Compositor Image nodes of ``obj``'s neural frames in every scene (the add-on's nodes only)."""
     name = compositor_node_name(obj)
     for scene in bpy.data.scenes:
-        tree = (scene.compositing_node_group if compat.COMPOSITOR_GROUPS
-                else (scene.node_tree if scene.use_nodes else None))
+        tree = compat.find_compositor_tree(scene)
         if tree is not None and name in tree.nodes:
             yield tree.nodes[name]
 

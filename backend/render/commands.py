@@ -29,19 +29,15 @@ def read_photo(path: str) -> np.ndarray:
 
 def read_mask(path: str) -> np.ndarray:
     """Motion mask (h, w) in [0, 1] from a greyscale/RGB image file (white = moves, black = still)."""
-    from PIL import Image, UnidentifiedImageError
-
     from backend.cli import UserError
 
-    from .render import mask_from_image
+    from .render import read_mask_image
 
     if not os.path.isfile(path):
         raise UserError(f"--mask '{path}' does not exist: give a greyscale PNG (white = moves, black = still)")
     try:
-        with Image.open(path) as im:
-            pixels = np.asarray(im if im.mode in ("L", "I;16", "I;16B", "I;16L") else im.convert("RGB"))
-        return mask_from_image(pixels)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        return read_mask_image(path)
+    except ValueError as exc:
         raise UserError(f"cannot use '{path}' as a motion mask ({exc}): give a greyscale PNG (white = moves, "
                         "black = still)") from None
 

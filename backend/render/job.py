@@ -126,26 +126,16 @@ def decode_volume(text: str):
 
 def decode_mask(text: str, max_pixels: int) -> tuple:
     """(file bytes, mask (h, w) float32 in [0, 1]) of the request's ``motion_mask``."""
-    from PIL import Image, UnidentifiedImageError
-
-    from .render import mask_from_image
+    from .render import MaskTooLarge, read_mask_image
 
     data = images.decode_base64(text, field="motion_mask")
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.size[0] * im.size[1] > max_pixels:
-                raise ServiceError(413, "too_many_pixels", f"The motion mask has {im.size[0]}x{im.size[1]} pixels; "
-                                                           f"at most {max_pixels:,} are accepted")
-            mode = im.mode if im.mode in ("L", "I;16", "I;16B", "I;16L", "RGB") else "RGB"
-            pixels = np.asarray(im if mode == im.mode else im.convert(mode))
-        if pixels.dtype not in (np.uint8, np.uint16):
-            pixels = pixels.astype(np.uint16)
-        return data, mask_from_image(pixels)
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ServiceError(422, "invalid_mask", f"'motion_mask' is not a readable image ({exc}): send a greyscale "
-                                                "PNG (white = moves, black = still)") from None
+        return data, read_mask_image(io.BytesIO(data), max_pixels)
+    except MaskTooLarge as exc:
+        raise ServiceError(413, "too_many_pixels", f"{exc}: send a smaller motion mask") from None
     except ValueError as exc:
-        raise ServiceError(422, "invalid_mask", f"Unusable motion mask: {exc}") from None
+        raise ServiceError(422, "invalid_mask", f"Unusable 'motion_mask': {exc}; send a greyscale PNG (white = "
+                                                "moves, black = still)") from None
 
 
 def prepare_render(request: RenderJobRequest, service) -> Prepared:

@@ -118,6 +118,27 @@ def mask_from_image(pixels: np.ndarray) -> np.ndarray:
     return check_motion_mask(np.clip(px, 0.0, 1.0))
 
 
+class MaskTooLarge(ValueError):
+    """A motion mask with more pixels than allowed."""
+
+
+def read_mask_image(source, max_pixels: int | None = None) -> np.ndarray:
+    """Motion mask from an image file (path or file object): greyscale 8/16-bit as it is, anything else as RGB.
+    ValueError, saying what is wrong, when it is not a readable image or not a usable mask; :class:`MaskTooLarge`
+    when it has more than ``max_pixels`` pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(source) as im:
+            if max_pixels is not None and im.size[0] * im.size[1] > max_pixels:
+                raise MaskTooLarge(f"the motion mask has {im.size[0]}x{im.size[1]} pixels; at most "
+                                   f"{max_pixels:,} are accepted")
+            pixels = np.asarray(im if im.mode in ("L", "I;16", "I;16B", "I;16L") else im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"not a readable image ({exc})") from None
+    return mask_from_image(pixels)
+
+
 def scale_by_mask(coeffs: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
     """coeffs (K, 4, H, W) times the mask stretched bilinearly to H x W (corner samples on corner pixels, as the
     plane's vertices at UV 0 and 1): the motion of each pixel scales by the mask there (flows are linear in A)."""
