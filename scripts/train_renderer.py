@@ -24,6 +24,7 @@ import torch  # noqa: E402
 
 from backend.render.checkpoint import model_id as checkpoint_id  # noqa: E402
 from backend.render.config import RendererConfig  # noqa: E402
+from backend.render.losses import LossWeights  # noqa: E402
 from backend.render.training import TrainConfig, train  # noqa: E402
 
 log = logging.getLogger("train_renderer")
@@ -117,6 +118,9 @@ def main(argv=None) -> int:
                         "of training clips only (repeatable)")
     p.add_argument("--pairs", action="append", default=[],
                    help=".npz of real render pairs from scripts/real_render_pairs.py, all used for training")
+    p.add_argument("--min-flow-fidelity", type=float,
+                   help="train only on --pairs whose flow explains the frames to at least this PSNR in dB (e.g. 22; "
+                        "pairs with wrong flow teach the renderer to hedge, and in use its flow is exact)")
     p.add_argument("--val-pairs", action="append", default=[],
                    help=".npz of pairs from held-out clips (scripts/real_render_pairs.py) for the validation PSNR "
                         "(repeatable; with --data, its val split counts too)")
@@ -141,6 +145,9 @@ def main(argv=None) -> int:
     p.add_argument("--save-every", type=float, default=120.0, help="seconds between resumable checkpoints")
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--snapshots", default="", help="steps at which to keep a copy of the EMA weights, e.g. 400,800")
+    p.add_argument("--loss", default="",
+                   help="loss weights, e.g. mse=1,l1=0.2 (names l1, ssim, gradient, mse; default l1=1,ssim=0.5,"
+                        "gradient=0.5,mse=0; mse is x100)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--seed", type=int, default=0)
@@ -160,10 +167,12 @@ def main(argv=None) -> int:
             raise DatasetError("give at least one --data, --data-all, --partial or --pairs dataset")
         train_parts = ([RenderPairs(root, "train") for root in args.data]
                        + [FinishedShards(r, args.partial_hold_out) for r in args.partial]
-                       + [RenderPairs(root, "all") for root in args.data_all] + [NpzPairs(path) for path in args.pairs])
+                       + [RenderPairs(root, "all") for root in args.data_all]
+                       + [NpzPairs(path, args.min_flow_fidelity) for path in args.pairs])
         val_parts = [RenderPairs(root, "val") for root in args.data] + [NpzPairs(path) for path in args.val_pairs]
         cards = [load_card(root) for root in args.data]
         device = resolve_device(args.device)
+        loss_weights = LossWeights.parse(args.loss)
         if args.init and not os.path.isfile(args.init):
             raise ValueError(f"--init {args.init}: no such checkpoint file")
     except (DatasetError, ValueError) as exc:
@@ -173,14 +182,15 @@ def main(argv=None) -> int:
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, ema=args.ema,
                       real_fraction=args.real_fraction, flow_noise=args.flow_noise, max_minutes=args.minutes,
                       checkpoint_seconds=args.save_every, log_every=args.log_every, seed=args.seed,
-                      snapshot_steps=tuple(int(v) for v in args.snapshots.split(",") if v))
+                      snapshot_steps=tuple(int(v) for v in args.snapshots.split(",") if v), loss=loss_weights)
     parts = iter(train_parts)
     described = [{"root": os.path.abspath(r), "split": "train", "card_format": c.get("format"),
                   "train_pairs": len(next(parts)), "val_pairs": len(v)} for r, c, v in zip(args.data, cards, val_parts)]
     described += [{"root": os.path.abspath(r), "partial": True, "train_pairs": len(t), "held_out": t.held_out}
                   for r, t in zip(args.partial, parts)]
     described += [{"root": os.path.abspath(r), "split": "all", "train_pairs": len(next(parts))} for r in args.data_all]
-    described += [{"pairs": os.path.abspath(path), "train_pairs": len(next(parts))} for path in args.pairs]
+    described += [{"pairs": os.path.abspath(path), "train_pairs": len(part), "dropped_low_flow_fidelity": part.dropped,
+                   "min_flow_fidelity": args.min_flow_fidelity} for path, part in zip(args.pairs, parts)]
     described += [{"pairs": os.path.abspath(path), "val_pairs": len(v)}
                   for path, v in zip(args.val_pairs, val_parts[len(args.data):])]
     meta = {"datasets": described,
@@ -191,7 +201,7 @@ def main(argv=None) -> int:
 
     def progress(info):
         print(f"step {info['step']:6d}/{info['steps']}  loss {info['loss']:.4f} (l1 {info['l1']:.4f} "
-              f"ssim {info['ssim']:.4f} grad {info['gradient']:.4f})  lr {info['lr']:.2e}  "
+              f"ssim {info['ssim']:.4f} grad {info['gradient']:.4f} mse {info['mse']:.5f})  lr {info['lr']:.2e}  "
               f"{info['steps_per_s']:.2f} step/s  elapsed {_format_eta(time.time() - t0)}  "
               f"ETA {_format_eta(info['eta_s'])}", flush=True)
 

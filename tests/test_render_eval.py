@@ -50,7 +50,34 @@ def test_eval_renderer_scores_every_method(tmp_path, capsys):
     assert psnr["remap"] > 50.0
     assert min(ssim["mesh warp"], ssim["plain splat"]) > ssim["repeat I_0"] + 0.3
     assert set(summary["remap (context)"]["bins"]) == {"1-29", "30-74", "75-149"}
-    assert "| forward warp | 3 |" in capsys.readouterr().out
+    # the flows move the photo exactly (up to 8-bit rounding and the border), so all 3 are in the top fidelity range
+    assert summary["forward warp"]["fidelity"] == {">=25 dB": {"pairs": 3, "psnr": psnr["forward warp"],
+                                                               "ssim": ssim["forward warp"]}}
+    out = capsys.readouterr().out
+    assert "| forward warp | 3 |" in out and "| <20 dB (0 pairs) | 20-25 dB (0 pairs) | >=25 dB (3 pairs) |" in out
+
+
+def test_flow_fidelity_measures_how_well_the_flow_explains_the_frames():
+    from backend.render.pairs import FIDELITY_CAP, flow_fidelity
+
+    rng = np.random.default_rng(1)
+    h, w = 40, 56
+    img = cv2.GaussianBlur(rng.uniform(0, 1, (h, w, 3)).astype(np.float32), (0, 0), 2.0)
+    img = (img - img.min()) / (img.max() - img.min())
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    it = cv2.remap(img, xx - 3.0, yy + 1.0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # I_0 moved (3, -1)
+    right = np.stack([np.full((h, w), 3.0, np.float32), np.full((h, w), -1.0, np.float32)])
+    good = flow_fidelity(img, it, right)
+    assert good > 40.0  # exact up to the strip the photo moved away from, which is outside p + F(p)
+    assert flow_fidelity(img.transpose(2, 0, 1), it.transpose(2, 0, 1), right) == pytest.approx(good)  # CHW too
+    assert flow_fidelity(img, it, np.zeros_like(right)) < good - 15.0  # no motion does not explain the move
+    assert flow_fidelity(img, it, right * 2.0) < good - 15.0  # nor does twice the motion
+    assert flow_fidelity(img, img, np.zeros_like(right)) == FIDELITY_CAP  # identical frames, zero flow
+    assert flow_fidelity(img, it, np.full_like(right, 500.0)) == 0.0  # every p + F(p) outside the frame
+    with pytest.raises(ValueError, match="shape"):
+        flow_fidelity(img, it, right[0])
+    with pytest.raises(ValueError, match="do not match"):
+        flow_fidelity(img[:20], it[:20], right)
 
 
 def test_eval_renderer_needs_one_source(capsys):

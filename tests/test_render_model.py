@@ -9,7 +9,8 @@ import torch
 
 from backend.render import RendererConfig, build_renderer
 from backend.render import checkpoint
-from backend.render.losses import gradient_l1, psnr, render_loss, ssim
+from backend.render.losses import LossWeights, gradient_l1, psnr, render_loss, ssim
+from backend.render.pairs import NpzPairs
 from backend.render.splatting import downsample_flow, motion_metric, pyramid_splat
 from backend.render.training import TrainConfig, train
 
@@ -109,6 +110,21 @@ def test_losses_and_metrics_are_exact():
     assert ssim(a, 1.0 - a).item() < 0.0  # anti-correlated structure
     total, parts = render_loss(a, a)
     assert total.item() == pytest.approx(0.0, abs=1e-6) and parts["l1"] == 0.0
+    # The MSE term (x100) adds exactly what it says: a constant offset of 0.1 has mse 0.01, l1 0.1, no gradient.
+    only_mse = LossWeights(l1=0.0, ssim=0.0, gradient=0.0, mse=1.0)
+    total, parts = render_loss(a, a + 0.1, only_mse)
+    assert parts["mse"] == pytest.approx(0.01, rel=1e-5) and total.item() == pytest.approx(1.0, rel=1e-5)
+    total, _ = render_loss(a, a + 0.1, LossWeights(l1=2.0, ssim=0.0, gradient=0.0, mse=0.5))
+    assert total.item() == pytest.approx(2 * 0.1 + 0.5 * 100 * 0.01, rel=1e-5)
+
+
+def test_loss_weights_parse():
+    assert LossWeights.parse("") == LossWeights()
+    assert LossWeights.parse("mse=1, l1=0.2") == LossWeights(l1=0.2, mse=1.0)
+    for bad, message in [("mse", "name=value"), ("perceptual=1", "name=value"), ("l1=x", "not a number"),
+                         ("l1=-1", ">= 0"), ("l1=nan", ">= 0"), ("l1=0,ssim=0,gradient=0", "positive")]:
+        with pytest.raises(ValueError, match=message):
+            LossWeights.parse(bad)
 
 
 # ---------------------------------------------------------------------------------------------------- checkpoints
@@ -272,12 +288,22 @@ def test_train_script_trains_validates_on_held_out_pairs_and_fine_tunes(tmp_path
     assert script.main(base + ["--out", str(tmp_path / "a")]) == 0
     _, meta = checkpoint.load(tmp_path / "a" / "renderer.pt")
     assert math.isfinite(meta["val_real_psnr"]) and meta["datasets"][-1]["val_pairs"] == n
-    assert script.main(base + ["--out", str(tmp_path / "b"), "--init", str(tmp_path / "a" / "renderer.pt")]) == 0
+    assert script.main(base + ["--out", str(tmp_path / "b"), "--init", str(tmp_path / "a" / "renderer.pt"),
+                               "--loss", "mse=1,l1=0.2"]) == 0
     _, meta = checkpoint.load(tmp_path / "b" / "renderer.pt")
     assert meta["init"]["model_id"] == checkpoint.model_id(tmp_path / "a" / "renderer.pt")
+    assert meta["train_config"]["loss"] == {"l1": 0.2, "ssim": 0.5, "gradient": 0.5, "mse": 1.0}
     capsys.readouterr()
     assert script.main(base + ["--out", str(tmp_path / "c"), "--channels", "4,6",
                                "--init", str(tmp_path / "a" / "renderer.pt")]) == 2
     assert "another config" in capsys.readouterr().err
     assert script.main(base + ["--out", str(tmp_path / "d"), "--init", str(tmp_path / "missing.pt")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+    assert script.main(base + ["--out", str(tmp_path / "e"), "--loss", "perceptual=1"]) == 2
+    assert "name=value" in capsys.readouterr().err
+    # --min-flow-fidelity drops training pairs whose flow does not explain their frames (here: all of them)
+    fidelity = NpzPairs(str(tmp_path / "pairs.npz")).fidelity(0)
+    assert 0.0 < fidelity < 20.0  # random pixels rolled by 1 px, flow says 0.5 px
+    assert len(NpzPairs(str(tmp_path / "pairs.npz"), min_flow_fidelity=fidelity - 1.0)) == n
+    assert script.main(base + ["--out", str(tmp_path / "f"), "--min-flow-fidelity", "30"]) == 2
+    assert "training set is empty" in capsys.readouterr().err

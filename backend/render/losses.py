@@ -1,4 +1,4 @@
-"""Training losses and image metrics without any downloaded network: L1, SSIM, image-gradient L1, PSNR.
+"""Training losses and image metrics without any downloaded network: L1, SSIM, image-gradient L1, MSE, PSNR.
 
 Images are (B, 3, H, W) in [0, 1]. SSIM uses the standard 11x11 Gaussian window (sigma 1.5) with C1 = 0.01²,
 C2 = 0.03², computed per channel on the valid region (no padding), averaged.
@@ -65,15 +65,39 @@ class LossWeights:
     l1: float = 1.0
     ssim: float = 0.5
     gradient: float = 0.5
+    mse: float = 0.0  # x 100: squared error in the units of the others (fine-tuning for PSNR, the evaluation's metric)
+
+    @classmethod
+    def parse(cls, text: str) -> "LossWeights":
+        """"l1=1,ssim=0.5,gradient=0.5,mse=0" (any subset; the rest keep their defaults) -> LossWeights."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        values = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            name, sep, value = item.partition("=")
+            if not sep or name.strip() not in names:
+                raise ValueError(f"loss weight '{item}': write name=value with a name from {', '.join(names)}")
+            try:
+                values[name.strip()] = float(value)
+            except ValueError:
+                raise ValueError(f"loss weight '{item}': {value!r} is not a number") from None
+            if not math.isfinite(values[name.strip()]) or values[name.strip()] < 0:
+                raise ValueError(f"loss weight '{item}' must be a finite number >= 0")
+        weights = cls(**values)
+        if not any(getattr(weights, n) > 0 for n in names):
+            raise ValueError("at least one loss weight must be positive")
+        return weights
 
 
 def render_loss(pred: torch.Tensor, target: torch.Tensor, weights: LossWeights = LossWeights()):
-    """Total loss (scalar) and its parts {"l1", "ssim", "gradient"} as floats."""
-    l1 = (pred - target).abs().mean()
+    """Total loss (scalar) and its parts {"l1", "ssim", "gradient", "mse"} as floats."""
+    diff = pred - target
+    l1 = diff.abs().mean()
     s = 1.0 - ssim(pred, target).mean()
     g = gradient_l1(pred, target)
-    total = weights.l1 * l1 + weights.ssim * s + weights.gradient * g
-    parts = {"l1": float(l1.detach()), "ssim": float(s.detach()), "gradient": float(g.detach())}
+    mse = (diff ** 2).mean()
+    total = weights.l1 * l1 + weights.ssim * s + weights.gradient * g + weights.mse * 100.0 * mse
+    parts = {"l1": float(l1.detach()), "ssim": float(s.detach()), "gradient": float(g.detach()),
+             "mse": float(mse.detach())}
     if not math.isfinite(float(total.detach())):
         raise FloatingPointError(f"the render loss is not finite ({parts}): lower the learning rate")
     return total, parts
