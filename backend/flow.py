@@ -46,6 +46,14 @@ class FlowConfig:
             raise ValueError(f"unknown flow method '{self.method}' (choose one of: {', '.join(METHODS)})")
 
 
+def sample_at(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``image`` (H, W[, C]) float32 sampled at p + flow(p) (flow (2, H, W) px; bilinear, border replicated)."""
+    h, w = flow.shape[-2:]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(np.ascontiguousarray(image, dtype=np.float32), xx + flow[0], yy + flow[1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
 def _gray(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 2:
         return np.ascontiguousarray(frame)

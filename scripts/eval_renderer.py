@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from backend.flow import sample_at  # noqa: E402
 from backend.preview import fill_holes  # noqa: E402
 from backend.render import checkpoint  # noqa: E402
 from backend.render.losses import psnr, ssim  # noqa: E402
@@ -64,13 +65,7 @@ def plain_splat(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> t
 
 def remap(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """cv2.remap of I_0 at x - F(x) (bilinear, border replicated)."""
-    import cv2
-
-    img = np.ascontiguousarray(i0[0].permute(1, 2, 0).numpy())
-    f = flow[0].numpy()
-    h, w = f.shape[-2:]
-    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    out = cv2.remap(img, xx - f[0], yy - f[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = sample_at(i0[0].permute(1, 2, 0).numpy(), -flow[0].numpy())
     return torch.from_numpy(out).permute(2, 0, 1)[None]
 
 

@@ -11,9 +11,10 @@ given that flow can reproduce I_t, so the renderer evaluation reports its number
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
+
+from backend.flow import sample_at
 
 FIDELITY_CAP = 60.0  # dB: identical frames and zero flow
 
@@ -29,15 +30,14 @@ def flow_fidelity(i0: np.ndarray, it: np.ndarray, flow: np.ndarray) -> float:
         i0, it = i0.transpose(1, 2, 0), it.transpose(1, 2, 0)
     if i0.shape != it.shape or i0.shape[:2] != (h, w):
         raise ValueError(f"frames {i0.shape} and {it.shape} do not match the flow's {h}x{w}")
+    back = sample_at(it, flow).reshape(i0.shape)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     mx, my = xx + flow[0], yy + flow[1]
-    back = cv2.remap(np.ascontiguousarray(it), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    back = back.reshape(i0.shape)
     inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
     if not inside.any():
         return 0.0
     mse = float(((back - i0) ** 2).reshape(h, w, -1).mean(-1)[inside].mean())
-    return FIDELITY_CAP if mse <= 10 ** (-FIDELITY_CAP / 10) else min(FIDELITY_CAP, -10.0 * np.log10(mse))
+    return min(FIDELITY_CAP, -10.0 * np.log10(max(mse, 1e-12)))
 
 
 class NpzPairs(torch.utils.data.Dataset):
