@@ -18,7 +18,10 @@ and, for context (weaker than "forward warp"; not what the renderer is judged ag
 PSNR is per pair (capped at 60 dB: a static synthetic scene renders identically), then averaged. A second table
 splits the pairs by *flow fidelity* (``backend.render.pairs.flow_fidelity``: PSNR of I_0 against I_t sampled at
 p + F(p), whatever renders the frame): below 20 dB the estimated flow does not explain the real frame, and every
-warping method is judged on the flow's error more than on its own; in use the renderer's flow is exact.
+warping method is judged on the flow's error more than on its own; in use the renderer's flow is exact. A third
+table splits each method's squared error between the *holes* (target pixels that no source pixel reaches: bilinear
+splat coverage below the hole fill's confidence, the same pixels for every method) and the covered pixels, where
+an error mostly means that the flow moved the wrong content there.
 
     .venv/bin/python scripts/eval_renderer.py --data /work/datasets/gid_v1
     .venv/bin/python scripts/eval_renderer.py --data D --checkpoint runs/renderer/renderer.pt --baseline B.pt --json out.json
@@ -38,7 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from backend.flow import sample_at  # noqa: E402
-from backend.preview import fill_holes  # noqa: E402
+from backend.preview import FILL_CONFIDENCE, fill_holes  # noqa: E402
 from backend.render import checkpoint  # noqa: E402
 from backend.render.losses import psnr, ssim  # noqa: E402
 from backend.render.meshwarp import mesh_warp  # noqa: E402
@@ -70,8 +73,9 @@ def remap(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> torch.T
 
 
 def evaluate(pairs, methods: dict, limit: int | None = None, progress: bool = True, source: str = "real") -> dict:
-    """{method: [(t, psnr, ssim, group, flow fidelity), ...]} over the held-out pairs of ``source`` (real, synthetic
-    or all)."""
+    """{method: [(t, psnr, ssim, group, flow fidelity, hole fraction, MSE in holes, MSE on covered pixels), ...]}
+    over the held-out pairs of ``source`` (real, synthetic or all). The two MSE parts are sums over their pixels
+    divided by all pixels, so they add up to the frame's MSE."""
     groups = pairs.groups()
     idx = [i for i, g in enumerate(groups)
            if source == "all" or (str(g).startswith("real:") == (source == "real"))]
@@ -89,10 +93,15 @@ def evaluate(pairs, methods: dict, limit: int | None = None, progress: bool = Tr
             flow = s["flow"][None].float()
             weight = s["weight"].reshape(1, 1, *flow.shape[-2:]).float()
             fidelity = flow_fidelity(i0[0].numpy(), it[0].numpy(), flow[0].numpy())
+            hole = (softmax_splat(i0[:, :1], flow, torch.zeros_like(weight), return_coverage=True)[1]
+                    < FILL_CONFIDENCE)[:, 0]
             for name, fn in methods.items():
                 pred = fn(i0, flow, weight).clamp(0, 1)
                 value = min(float(psnr(pred, it)), PSNR_CAP)  # identical frames (static scenes) would be inf
-                rows[name].append((int(s["t"]), value, float(ssim(pred, it)), str(s["group"]), fidelity))
+                err = (pred - it).pow(2).mean(dim=1)
+                in_holes = float(err[hole].sum()) / err.numel()
+                rows[name].append((int(s["t"]), value, float(ssim(pred, it)), str(s["group"]), fidelity,
+                                   float(hole.float().mean()), in_holes, float(err.mean()) - in_holes))
             if progress and (n + 1) % 10 == 0:
                 rate = (n + 1) / (time.perf_counter() - start)
                 print(f"  {n + 1}/{len(idx)} pairs, ETA {(len(idx) - n - 1) / rate:.0f} s", file=sys.stderr,
@@ -107,7 +116,9 @@ def summarise(rows: dict) -> dict:
         p = np.array([x[1] for x in r])
         s = np.array([x[2] for x in r])
         fid = np.array([x[4] for x in r])
-        entry = {"pairs": len(r), "psnr": float(p.mean()), "ssim": float(s.mean()), "bins": {}, "fidelity": {}}
+        entry = {"pairs": len(r), "psnr": float(p.mean()), "ssim": float(s.mean()), "bins": {}, "fidelity": {},
+                 "hole_fraction": float(np.mean([x[5] for x in r])),
+                 "mse_holes": float(np.mean([x[6] for x in r])), "mse_covered": float(np.mean([x[7] for x in r]))}
         masks = [(entry["bins"], f"{lo}-{min(hi, 150) - 1}", (t >= lo) & (t < hi)) for lo, hi in T_BINS]
         masks += [(entry["fidelity"], label, (fid >= lo) & (fid < hi)) for label, lo, hi in FIDELITY_BINS]
         for where, label, m in masks:
@@ -133,6 +144,11 @@ def table(summary: dict) -> str:
         cells = [f"{e['fidelity'][label]['psnr']:.2f}" if label in e["fidelity"] else "-"
                  for label, _, _ in FIDELITY_BINS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"| method, mean squared error x 1000 | holes ({first['hole_fraction']:.1%} of pixels) | covered "
+              "pixels | frame |", "|---|---|---|---|"]
+    for name, e in summary.items():
+        lines.append(f"| {name} | {1e3 * e['mse_holes']:.3f} | {1e3 * e['mse_covered']:.3f} | "
+                     f"{1e3 * (e['mse_holes'] + e['mse_covered']):.3f} |")
     return "\n".join(lines)
 
 

@@ -53,7 +53,17 @@ def test_eval_renderer_scores_every_method(tmp_path, capsys):
     # the flows move the photo exactly (up to 8-bit rounding and the border), so all 3 are in the top fidelity range
     assert summary["forward warp"]["fidelity"] == {">=25 dB": {"pairs": 3, "psnr": psnr["forward warp"],
                                                                "ssim": ssim["forward warp"]}}
+    # holes: the columns the photo moved away from (1.5 + i px: 1, 2, 3 columns) and the bottom row (0.75 px up:
+    # coverage 0.25), the same pixels for every method; the two error parts add up to each pair's MSE
+    rows = json.load(open(out))["rows"]
+    expected = np.mean([(c * 48 + 64 - c) / (48 * 64) for c in (1, 2, 3)])
+    assert all(e["hole_fraction"] == pytest.approx(expected, abs=1e-7) for e in summary.values())
+    for r in rows["repeat I_0"]:
+        assert r[6] + r[7] == pytest.approx(10 ** (-r[1] / 10), rel=1e-5)
+    assert summary["forward warp"]["mse_covered"] < 0.05 * summary["repeat I_0"]["mse_covered"]
+    assert summary["plain splat (context)"]["mse_holes"] > 5 * summary["forward warp"]["mse_holes"]  # black holes
     out = capsys.readouterr().out
+    assert f"| method, mean squared error x 1000 | holes ({expected:.1%} of pixels) | covered pixels | frame |" in out
     assert "| forward warp | 3 |" in out and "| <20 dB (0 pairs) | 20-25 dB (0 pairs) | >=25 dB (3 pairs) |" in out
 
 
