@@ -133,6 +133,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/renderer", help="run folder (checkpoints; resumed when it has last.pt)")
     p.add_argument("--kind", choices=("pyramid", "baseline"), default="pyramid")
     p.add_argument("--channels", default="16,32,48", help="encoder channels per level (default 16,32,48)")
+    p.add_argument("--source-inputs", action="store_true",
+                   help="pyramid: the decoder also sees the unwarped photo, the photo at p - F(p) and the flow "
+                        "(can start from a checkpoint without them: --init)")
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--minutes", type=float, default=0.0, help="stop and save after this wall time (0 = no limit)")
     p.add_argument("--batch", type=int, default=8)
@@ -178,7 +181,12 @@ def main(argv=None) -> int:
     except (DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    model_config = RendererConfig(kind=args.kind, channels=tuple(int(c) for c in args.channels.split(",")))
+    try:
+        model_config = RendererConfig(kind=args.kind, channels=tuple(int(c) for c in args.channels.split(",")),
+                                      source_inputs=args.source_inputs)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, ema=args.ema,
                       real_fraction=args.real_fraction, flow_noise=args.flow_noise, max_minutes=args.minutes,
                       checkpoint_seconds=args.save_every, log_every=args.log_every, seed=args.seed,

@@ -87,6 +87,50 @@ def test_renderer_is_deterministic_and_frames_match_single_calls():
     assert not torch.allclose(a[0], a[1])
 
 
+def test_backward_sample_is_exact_and_matches_opencv_remap():
+    from backend.render.model import backward_sample
+
+    img = _photo(6, 9)
+    offset = torch.zeros(1, 2, 6, 9)
+    offset[:, 0] = 2.0  # sample 2 px to the right: p + (2, 0); the last columns replicate the border
+    out = backward_sample(img, offset)
+    assert torch.allclose(out[..., :7], img[..., 2:], atol=1e-6)
+    assert torch.allclose(out[..., 7:], img[..., 8:9].expand(-1, -1, -1, 2), atol=1e-6)
+    assert torch.allclose(backward_sample(img, torch.zeros(1, 2, 6, 9)), img, atol=1e-6)
+    # the same bilinear, border-replicating sampler as backend.flow.sample_at (OpenCV), on fractional offsets
+    from backend.flow import sample_at
+
+    img = _photo(40, 56)
+    offset = torch.round(_smooth_flow(1, 40, 56, 4.0) * 32) / 32  # OpenCV samples on a 1/32 px grid
+    ref = sample_at(img[0].permute(1, 2, 0).numpy(), offset[0].numpy())
+    out = backward_sample(img, offset)[0].permute(1, 2, 0).numpy()
+    assert np.abs(out - ref).max() < 1e-5
+
+
+def test_source_inputs_start_at_zero_and_then_matter():
+    """A checkpoint without the side input starts a source-inputs run that renders exactly what it did; once the
+    side convolution is non-zero, the unwarped photo changes the frames."""
+    torch.manual_seed(2)
+    plain = build_renderer(TINY).eval()
+    torch.nn.init.normal_(plain.decoder.head.weight, std=0.05)
+    side_cfg = RendererConfig(channels=TINY.channels, source_inputs=True)
+    side = build_renderer(side_cfg).eval()
+    missing, extra = side.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["decoder.side.bias", "decoder.side.weight"] and not extra
+    img, flow = _photo(), _smooth_flow(2, 40, 56, 3.0)
+    weight = flow[:1].pow(2).sum(1, keepdim=True)
+    with torch.no_grad():
+        assert torch.equal(plain(img, flow, weight), side(img, flow, weight))
+        torch.nn.init.normal_(side.decoder.side.weight, std=0.1)
+        assert not torch.allclose(plain(img, flow, weight), side(img, flow, weight), atol=1e-4)
+    with pytest.raises(ValueError, match="pyramid"):
+        RendererConfig(kind="baseline", source_inputs=True)
+    with pytest.raises(ValueError, match="side input"):
+        plain.decoder([torch.zeros(1, 9, 4, 4), torch.zeros(1, 7, 2, 2), torch.zeros(1, 9, 1, 1)],
+                      torch.zeros(1, 8, 4, 4))
+    assert RendererConfig.from_dict({"kind": "pyramid", "channels": [4, 6, 8]}).source_inputs is False
+
+
 def test_bad_inputs_say_what_is_wrong():
     model = build_renderer(TINY)
     img = _photo()
@@ -239,6 +283,16 @@ def test_fine_tuning_starts_from_the_given_checkpoint(tmp_path, one_thread):
     with pytest.raises(ValueError, match="another config"):
         train(RendererConfig(channels=(4, 6)), _cfg(), data, str(tmp_path / "other"),
               init=str(tmp_path / "first" / "renderer.pt"))
+    # A checkpoint without the side input starts a run with it, rendering what the checkpoint rendered.
+    side_cfg = RendererConfig(channels=TINY.channels, source_inputs=True)
+    train(side_cfg, _cfg(steps=2, lr=1e-9), data, str(tmp_path / "side"), init=str(tmp_path / "first" / "renderer.pt"))
+    side, _ = checkpoint.load(tmp_path / "side" / "renderer.pt")
+    img, flow = _photo(), _smooth_flow(1, 40, 56, 3.0)
+    with torch.no_grad():
+        assert torch.allclose(side(img, flow, flow.pow(2).sum(1, keepdim=True)),
+                              start(img, flow, flow.pow(2).sum(1, keepdim=True)), atol=1e-5)
+    with pytest.raises(ValueError, match="another config"):  # but not the other way round
+        train(TINY, _cfg(), data, str(tmp_path / "back"), init=str(tmp_path / "side" / "renderer.pt"))
 
 
 def test_training_lowers_the_loss(one_thread):
@@ -299,6 +353,13 @@ def test_train_script_trains_validates_on_held_out_pairs_and_fine_tunes(tmp_path
     assert "another config" in capsys.readouterr().err
     assert script.main(base + ["--out", str(tmp_path / "d"), "--init", str(tmp_path / "missing.pt")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+    assert script.main(base + ["--out", str(tmp_path / "si"), "--source-inputs",
+                               "--init", str(tmp_path / "a" / "renderer.pt")]) == 0
+    model, _ = checkpoint.load(tmp_path / "si" / "renderer.pt")
+    assert model.config.source_inputs
+    capsys.readouterr()
+    assert script.main(base + ["--out", str(tmp_path / "sb"), "--kind", "baseline", "--source-inputs"]) == 2
+    assert "pyramid" in capsys.readouterr().err
     assert script.main(base + ["--out", str(tmp_path / "e"), "--loss", "perceptual=1"]) == 2
     assert "name=value" in capsys.readouterr().err
     # --min-flow-fidelity drops training pairs whose flow does not explain their frames (here: all of them)

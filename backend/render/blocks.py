@@ -55,9 +55,13 @@ class SynthesisDecoder(nn.Module):
     ``inputs[s]`` (B, in_channels[s], H / 2**s, W / 2**s) are the splatted features of level s (with their
     coverage). Level by level from the coarsest: fuse, upsample, concatenate the next finer level, fuse. Returns
     a (B, 3, H, W) correction whose last layer starts at zero, so an untrained renderer outputs its base image.
+
+    ``side_channels`` > 0: the finest level also takes ``side`` (B, side_channels, H, W), through its own
+    convolution added to the finest fusion's first one (the same as concatenating it); that convolution starts at
+    zero, so weights trained without the side input give the same output with it.
     """
 
-    def __init__(self, in_channels, channels):
+    def __init__(self, in_channels, channels, side_channels: int = 0):
         super().__init__()
         n = len(channels)
         self.fuse = nn.ModuleList()
@@ -71,13 +75,24 @@ class SynthesisDecoder(nn.Module):
         self.head = conv3(channels[0], 3)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        self.side = None
+        if side_channels:
+            self.side = conv3(side_channels, channels[0])
+            nn.init.zeros_(self.side.weight)
+            nn.init.zeros_(self.side.bias)
 
-    def forward(self, inputs: list) -> torch.Tensor:
+    def forward(self, inputs: list, side: torch.Tensor | None = None) -> torch.Tensor:
+        if (side is None) != (self.side is None):
+            raise ValueError("give the side input exactly when the decoder was built with side_channels")
         n = len(inputs)
         x = None
         for i, s in enumerate(reversed(range(n))):
             feats = inputs[s] if x is None else torch.cat([inputs[s], x], dim=1)
-            x = self.fuse[i](feats)
+            if s == 0 and side is not None:
+                conv, relu, block = self.fuse[i]
+                x = block(relu(conv(feats) + self.side(side)))
+            else:
+                x = self.fuse[i](feats)
             if s > 0:
                 x = F.interpolate(x, size=inputs[s - 1].shape[-2:], mode="bilinear", align_corners=False)
                 x = F.relu(self.up[i](x))

@@ -10,6 +10,7 @@ shipped file holds only the EMA weights.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -98,3 +99,24 @@ def load(path=None, device="cpu", expect: RendererConfig | None = None):
     meta.setdefault("model_id", model_id(path))
     log.debug("loaded renderer %s (%s) from %s", meta["model_id"], config.kind, path)
     return model.to(device).eval(), meta
+
+
+def load_for_finetune(path, config: RendererConfig) -> dict:
+    """Weights from the checkpoint at ``path`` for a new run of ``config`` (``train_renderer.py --init``).
+
+    The checkpoint's config must equal ``config``, except that a checkpoint without ``source_inputs`` may start a
+    run with them: its decoder's side convolution starts at zero, so the new model renders exactly what the
+    checkpoint did. Anything else raises ValueError naming the differing fields."""
+    plain = dataclasses.replace(config, source_inputs=False)
+    try:
+        start, _ = load(path, expect=config)
+        return start.state_dict()
+    except ValueError:
+        if not config.source_inputs:
+            raise
+    start, _ = load(path, expect=plain)
+    model = build_renderer(config)
+    missing, extra = model.load_state_dict(start.state_dict(), strict=False)
+    if extra or any(not k.startswith("decoder.side.") for k in missing):  # pragma: no cover - guarded by expect
+        raise ValueError(f"renderer checkpoint '{path}' cannot start a run of {config}")
+    return model.state_dict()

@@ -17,15 +17,21 @@ class RendererConfig:
     ``metric_range``: softmax-splat metric of the fastest-moving pixel (static = 0), as in the preview.
     ``min_motion_px``: RMS motion below which the metric is not stretched to the full range (sub-pixel noise
     does not decide who is in front).
+    ``source_inputs``: the decoder's finest level also sees the photo where the pixel started (unwarped), the
+    photo sampled at p - F(p) (backward warping with the forward flow: what the frame edge brings in) and the flow
+    itself; with them it can tell where the splat's content or hole filling is less likely than the photo's own
+    pixels (pyramid only; fine-tuning from a checkpoint without them starts from that checkpoint's output).
     """
 
     kind: str = "pyramid"
     channels: tuple = (16, 32, 48)
     metric_range: float = 20.0
     min_motion_px: float = 1.0
+    source_inputs: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        object.__setattr__(self, "source_inputs", bool(self.source_inputs))
         self.validate()
 
     def validate(self) -> None:
@@ -37,6 +43,8 @@ class RendererConfig:
             raise ValueError("the baseline needs at least 2 channel entries (full resolution + its decoder)")
         if not 0 < self.metric_range <= 60:
             raise ValueError(f"metric_range must be in (0, 60] (exp() must not underflow), got {self.metric_range}")
+        if self.source_inputs and self.kind != "pyramid":
+            raise ValueError("source_inputs is an option of the pyramid renderer")
         if self.min_motion_px <= 0:
             raise ValueError(f"min_motion_px must be positive, got {self.min_motion_px}")
 

@@ -19,6 +19,20 @@ from .config import RendererConfig
 from .splatting import motion_metric, pyramid_splat
 
 
+SIDE_FLOW_SCALE = 16.0  # px: flows enter the decoder's side input in units of this
+
+
+def backward_sample(image: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """``image`` (N, C, H, W) sampled at p + offset(p) (offset (N, 2, H, W) px; bilinear, border replicated)."""
+    n, _, h, w = offset.shape
+    ys = torch.arange(h, dtype=offset.dtype, device=offset.device).view(1, h, 1)
+    xs = torch.arange(w, dtype=offset.dtype, device=offset.device).view(1, 1, w)
+    gx = (xs + offset[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = (ys + offset[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    return F.grid_sample(image, torch.stack([gx, gy], dim=-1), mode="bilinear", padding_mode="border",
+                         align_corners=True)
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "replicate") -> torch.Tensor:
     """Pad (B, C, H, W) at the bottom and right so H and W are multiples of ``multiple``."""
     h, w = x.shape[-2:]
@@ -83,7 +97,8 @@ class PyramidRenderer(RendererBase):
         self.encoder = FeatureEncoder(c)
         # Level 0 carries the photo and the metric along with the features; every level adds its coverage.
         in_channels = [c[0] + 3 + 1 + 1] + [cs + 1 for cs in c[1:]]
-        self.decoder = SynthesisDecoder(in_channels, c)
+        # The optional side input: the photo, the photo at p - F(p), the flow / SIDE_FLOW_SCALE.
+        self.decoder = SynthesisDecoder(in_channels, c, side_channels=8 if config.source_inputs else 0)
         self.metric_gain = nn.Parameter(torch.zeros(()))  # log gain of the metric, learned
 
     def gain(self) -> torch.Tensor:
@@ -102,4 +117,7 @@ class PyramidRenderer(RendererBase):
         w0, cov0 = warped[0]
         base = fill_holes(w0[:, :3], cov0, w0[:, 3:4])
         inputs = [torch.cat([w0, cov0], dim=1)] + [torch.cat(pair, dim=1) for pair in warped[1:]]
-        return base + self.decoder(inputs)
+        side = None
+        if self.config.source_inputs:
+            side = torch.cat([rgb, backward_sample(rgb, -flow), flow / SIDE_FLOW_SCALE], dim=1)
+        return base + self.decoder(inputs, side)

@@ -158,7 +158,7 @@ def train(model_config: RendererConfig, cfg: TrainConfig, train_set, out_dir: st
     history: list = []
     if os.path.isfile(last_path):
         payload = checkpoint.read(last_path)
-        if payload["config"] != model_config.to_dict():
+        if RendererConfig.from_dict(payload["config"]) != model_config:
             raise ValueError(f"{last_path} was trained with config {payload['config']}, not "
                              f"{model_config.to_dict()}: use another --out folder or the same config")
         model.load_state_dict(payload["state_dict"])
@@ -169,9 +169,9 @@ def train(model_config: RendererConfig, cfg: TrainConfig, train_set, out_dir: st
         history = list(train_state.get("history", []))
         log.info("resumed %s at step %d", last_path, step)
     elif init:
-        start_model, _ = checkpoint.load(init, expect=model_config)
-        model.load_state_dict(start_model.state_dict())
-        ema.load_state_dict(start_model.state_dict())
+        state = checkpoint.load_for_finetune(init, model_config)
+        model.load_state_dict(state)
+        ema.load_state_dict(state)
         log.info("initialised from %s", init)
     real, synth = _split_indices(train_set)
     if len(real) + len(synth) == 0:
