@@ -94,3 +94,26 @@ def test_eval_renderer_needs_one_source(capsys):
     with pytest.raises(SystemExit):
         eval_renderer.main([])
     assert "give --data or --pairs" in capsys.readouterr().err
+
+
+def test_eval_renderer_flow_noise_degrades_the_warps_not_the_target(tmp_path, capsys):
+    pairs = tmp_path / "pairs.npz"
+    _pairs(pairs)
+    scores = {}
+    for noise in (0.0, 0.5):
+        out = tmp_path / f"eval{noise}.json"
+        assert eval_renderer.main(["--pairs", str(pairs), "--no-mesh", "--flow-noise", str(noise),
+                                   "--json", str(out)]) == 0
+        data = json.load(open(out))
+        assert data["flow_noise"] == noise
+        scores[noise] = {k.split(" (")[0]: v["psnr"] for k, v in data["summary"].items()}
+    assert scores[0.5]["repeat I_0"] == scores[0.0]["repeat I_0"]  # no flow: same target, same score
+    for name in ("forward warp", "renderer", "remap"):
+        assert scores[0.5][name] < scores[0.0][name] - 3.0, name
+    again = tmp_path / "again.json"  # the error is seeded per pair
+    assert eval_renderer.main(["--pairs", str(pairs), "--no-mesh", "--flow-noise", "0.5", "--json", str(again)]) == 0
+    assert json.load(open(again))["rows"] == json.load(open(tmp_path / "eval0.5.json"))["rows"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        eval_renderer.main(["--pairs", str(pairs), "--flow-noise", "-1"])
+    assert "--flow-noise must be in [0, 10]" in capsys.readouterr().err
