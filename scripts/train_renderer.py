@@ -136,6 +136,9 @@ def main(argv=None) -> int:
     p.add_argument("--source-inputs", action="store_true",
                    help="pyramid: the decoder also sees the unwarped photo, the photo at p - F(p) and the flow "
                         "(can start from a checkpoint without them: --init)")
+    p.add_argument("--decoder-blocks", type=int, default=1,
+                   help="pyramid: residual blocks per decoder level (default 1; can start from a checkpoint with "
+                        "fewer: --init, the new ones start as the identity)")
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--minutes", type=float, default=0.0, help="stop and save after this wall time (0 = no limit)")
     p.add_argument("--batch", type=int, default=8)
@@ -183,7 +186,7 @@ def main(argv=None) -> int:
         return 2
     try:
         model_config = RendererConfig(kind=args.kind, channels=tuple(int(c) for c in args.channels.split(",")),
-                                      source_inputs=args.source_inputs)
+                                      source_inputs=args.source_inputs, decoder_blocks=args.decoder_blocks)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -125,10 +125,15 @@ def test_source_inputs_start_at_zero_and_then_matter():
         assert not torch.allclose(plain(img, flow, weight), side(img, flow, weight), atol=1e-4)
     with pytest.raises(ValueError, match="pyramid"):
         RendererConfig(kind="baseline", source_inputs=True)
+    with pytest.raises(ValueError, match="pyramid"):
+        RendererConfig(kind="baseline", decoder_blocks=2)
+    with pytest.raises(ValueError, match="decoder_blocks must be 1 to 8"):
+        RendererConfig(decoder_blocks=0)
     with pytest.raises(ValueError, match="side input"):
         plain.decoder([torch.zeros(1, 9, 4, 4), torch.zeros(1, 7, 2, 2), torch.zeros(1, 9, 1, 1)],
                       torch.zeros(1, 8, 4, 4))
-    assert RendererConfig.from_dict({"kind": "pyramid", "channels": [4, 6, 8]}).source_inputs is False
+    old = RendererConfig.from_dict({"kind": "pyramid", "channels": [4, 6, 8]})  # a checkpoint from before both
+    assert old.source_inputs is False and old.decoder_blocks == 1
 
 
 def test_bad_inputs_say_what_is_wrong():
@@ -283,16 +288,21 @@ def test_fine_tuning_starts_from_the_given_checkpoint(tmp_path, one_thread):
     with pytest.raises(ValueError, match="another config"):
         train(RendererConfig(channels=(4, 6)), _cfg(), data, str(tmp_path / "other"),
               init=str(tmp_path / "first" / "renderer.pt"))
-    # A checkpoint without the side input starts a run with it, rendering what the checkpoint rendered.
-    side_cfg = RendererConfig(channels=TINY.channels, source_inputs=True)
-    train(side_cfg, _cfg(steps=2, lr=1e-9), data, str(tmp_path / "side"), init=str(tmp_path / "first" / "renderer.pt"))
-    side, _ = checkpoint.load(tmp_path / "side" / "renderer.pt")
+    # A checkpoint without the side input, or with fewer decoder blocks, starts a run with them, rendering what the
+    # checkpoint rendered.
     img, flow = _photo(), _smooth_flow(1, 40, 56, 3.0)
-    with torch.no_grad():
-        assert torch.allclose(side(img, flow, flow.pow(2).sum(1, keepdim=True)),
-                              start(img, flow, flow.pow(2).sum(1, keepdim=True)), atol=1e-5)
-    with pytest.raises(ValueError, match="another config"):  # but not the other way round
-        train(TINY, _cfg(), data, str(tmp_path / "back"), init=str(tmp_path / "side" / "renderer.pt"))
+    weight = flow.pow(2).sum(1, keepdim=True)
+    for name, grown in (("side", {"source_inputs": True}), ("deep", {"decoder_blocks": 3}),
+                        ("both", {"source_inputs": True, "decoder_blocks": 2})):
+        cfg = RendererConfig(channels=TINY.channels, **grown)
+        train(cfg, _cfg(steps=2, lr=1e-9), data, str(tmp_path / name), init=str(tmp_path / "first" / "renderer.pt"))
+        model, _ = checkpoint.load(tmp_path / name / "renderer.pt")
+        assert model.config == cfg
+        with torch.no_grad():
+            assert torch.allclose(model(img, flow, weight), start(img, flow, weight), atol=1e-5), name
+    for name, back in (("side", TINY), ("deep", RendererConfig(channels=TINY.channels, decoder_blocks=2))):
+        with pytest.raises(ValueError, match="another config"):  # but not the other way round
+            train(back, _cfg(), data, str(tmp_path / f"back_{name}"), init=str(tmp_path / name / "renderer.pt"))
 
 
 def test_training_lowers_the_loss(one_thread):
@@ -353,10 +363,10 @@ def test_train_script_trains_validates_on_held_out_pairs_and_fine_tunes(tmp_path
     assert "another config" in capsys.readouterr().err
     assert script.main(base + ["--out", str(tmp_path / "d"), "--init", str(tmp_path / "missing.pt")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
-    assert script.main(base + ["--out", str(tmp_path / "si"), "--source-inputs",
+    assert script.main(base + ["--out", str(tmp_path / "si"), "--source-inputs", "--decoder-blocks", "2",
                                "--init", str(tmp_path / "a" / "renderer.pt")]) == 0
     model, _ = checkpoint.load(tmp_path / "si" / "renderer.pt")
-    assert model.config.source_inputs
+    assert model.config.source_inputs and model.config.decoder_blocks == 2
     capsys.readouterr()
     assert script.main(base + ["--out", str(tmp_path / "sb"), "--kind", "baseline", "--source-inputs"]) == 2
     assert "pyramid" in capsys.readouterr().err

@@ -58,18 +58,23 @@ class SynthesisDecoder(nn.Module):
 
     ``side_channels`` > 0: the finest level also takes ``side`` (B, side_channels, H, W), through its own
     convolution added to the finest fusion's first one (the same as concatenating it); that convolution starts at
-    zero, so weights trained without the side input give the same output with it.
+    zero, so weights trained without the side input give the same output with it. ``blocks``: residual blocks
+    per level; the ones after the first start as the identity, so weights trained with fewer give the same output.
     """
 
-    def __init__(self, in_channels, channels, side_channels: int = 0):
+    def __init__(self, in_channels, channels, side_channels: int = 0, blocks: int = 1):
         super().__init__()
         n = len(channels)
         self.fuse = nn.ModuleList()
         self.up = nn.ModuleList()
         for s in reversed(range(n)):
             extra = channels[s] if s < n - 1 else 0  # upsampled coarser decoder state
+            extra_blocks = [ResBlock(channels[s]) for _ in range(blocks - 1)]
+            for block in extra_blocks:  # identity at the start (its input is already >= 0)
+                nn.init.zeros_(block.conv2.weight)
+                nn.init.zeros_(block.conv2.bias)
             self.fuse.append(nn.Sequential(conv3(in_channels[s] + extra, channels[s]), nn.ReLU(),
-                                           ResBlock(channels[s])))
+                                           ResBlock(channels[s]), *extra_blocks))
             if s > 0:
                 self.up.append(conv3(channels[s], channels[s - 1]))
         self.head = conv3(channels[0], 3)
@@ -89,8 +94,10 @@ class SynthesisDecoder(nn.Module):
         for i, s in enumerate(reversed(range(n))):
             feats = inputs[s] if x is None else torch.cat([inputs[s], x], dim=1)
             if s == 0 and side is not None:
-                conv, relu, block = self.fuse[i]
-                x = block(relu(conv(feats) + self.side(side)))
+                conv, relu, *blocks = self.fuse[i]
+                x = relu(conv(feats) + self.side(side))
+                for block in blocks:
+                    x = block(x)
             else:
                 x = self.fuse[i](feats)
             if s > 0:

@@ -104,19 +104,24 @@ def load(path=None, device="cpu", expect: RendererConfig | None = None):
 def load_for_finetune(path, config: RendererConfig) -> dict:
     """Weights from the checkpoint at ``path`` for a new run of ``config`` (``train_renderer.py --init``).
 
-    The checkpoint's config must equal ``config``, except that a checkpoint without ``source_inputs`` may start a
-    run with them: its decoder's side convolution starts at zero, so the new model renders exactly what the
-    checkpoint did. Anything else raises ValueError naming the differing fields."""
-    plain = dataclasses.replace(config, source_inputs=False)
-    try:
-        start, _ = load(path, expect=config)
+    The checkpoint's config must equal ``config``, except that it may lack ``source_inputs`` or have fewer
+    ``decoder_blocks``: the new side convolution starts at zero and the new blocks as the identity, so the new
+    model renders exactly what the checkpoint did. Anything else raises ValueError naming the differing fields."""
+    start, _ = load(path)
+    found = start.config
+    grows = (found.source_inputs <= config.source_inputs and found.decoder_blocks <= config.decoder_blocks
+             and dataclasses.replace(found, source_inputs=config.source_inputs,
+                                     decoder_blocks=config.decoder_blocks) == config)
+    if not grows:
+        diff = {k: (v, getattr(found, k)) for k, v in config.to_dict().items() if found.to_dict()[k] != v}
+        raise ValueError(f"renderer checkpoint '{path}' was trained with another config: {diff} (expected, found)")
+    if found == config:
         return start.state_dict()
-    except ValueError:
-        if not config.source_inputs:
-            raise
-    start, _ = load(path, expect=plain)
     model = build_renderer(config)
     missing, extra = model.load_state_dict(start.state_dict(), strict=False)
-    if extra or any(not k.startswith("decoder.side.") for k in missing):  # pragma: no cover - guarded by expect
+    grown = lambda k: (k.startswith("decoder.side.") or (  # noqa: E731 - decoder.fuse.<level>.<layer>...
+        k.startswith("decoder.fuse.") and int(k.split(".")[3]) >= 2 + found.decoder_blocks))
+    new = [k for k in missing if not grown(k)]
+    if extra or new:  # pragma: no cover - the configs agree
         raise ValueError(f"renderer checkpoint '{path}' cannot start a run of {config}")
     return model.state_dict()

@@ -21,6 +21,8 @@ class RendererConfig:
     photo sampled at p - F(p) (backward warping with the forward flow: what the frame edge brings in) and the flow
     itself; with them it can tell where the splat's content or hole filling is less likely than the photo's own
     pixels (pyramid only; fine-tuning from a checkpoint without them starts from that checkpoint's output).
+    ``decoder_blocks``: residual blocks per decoder level (pyramid only; a checkpoint with fewer starts a run with
+    more, the new ones beginning as the identity).
     """
 
     kind: str = "pyramid"
@@ -28,10 +30,12 @@ class RendererConfig:
     metric_range: float = 20.0
     min_motion_px: float = 1.0
     source_inputs: bool = False
+    decoder_blocks: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         object.__setattr__(self, "source_inputs", bool(self.source_inputs))
+        object.__setattr__(self, "decoder_blocks", int(self.decoder_blocks))
         self.validate()
 
     def validate(self) -> None:
@@ -45,6 +49,10 @@ class RendererConfig:
             raise ValueError(f"metric_range must be in (0, 60] (exp() must not underflow), got {self.metric_range}")
         if self.source_inputs and self.kind != "pyramid":
             raise ValueError("source_inputs is an option of the pyramid renderer")
+        if not 1 <= self.decoder_blocks <= 8:
+            raise ValueError(f"decoder_blocks must be 1 to 8, got {self.decoder_blocks}")
+        if self.decoder_blocks != 1 and self.kind != "pyramid":
+            raise ValueError("decoder_blocks is an option of the pyramid renderer")
         if self.min_motion_px <= 0:
             raise ValueError(f"min_motion_px must be positive, got {self.min_motion_px}")
 

@@ -98,7 +98,8 @@ class PyramidRenderer(RendererBase):
         # Level 0 carries the photo and the metric along with the features; every level adds its coverage.
         in_channels = [c[0] + 3 + 1 + 1] + [cs + 1 for cs in c[1:]]
         # The optional side input: the photo, the photo at p - F(p), the flow / SIDE_FLOW_SCALE.
-        self.decoder = SynthesisDecoder(in_channels, c, side_channels=8 if config.source_inputs else 0)
+        self.decoder = SynthesisDecoder(in_channels, c, side_channels=8 if config.source_inputs else 0,
+                                        blocks=config.decoder_blocks)
         self.metric_gain = nn.Parameter(torch.zeros(()))  # log gain of the metric, learned
 
     def gain(self) -> torch.Tensor:
