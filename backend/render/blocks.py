@@ -93,13 +93,13 @@ class SynthesisDecoder(nn.Module):
         x = None
         for i, s in enumerate(reversed(range(n))):
             feats = inputs[s] if x is None else torch.cat([inputs[s], x], dim=1)
+            conv, relu, *blocks = self.fuse[i]
+            x = conv(feats)
             if s == 0 and side is not None:
-                conv, relu, *blocks = self.fuse[i]
-                x = relu(conv(feats) + self.side(side))
-                for block in blocks:
-                    x = block(x)
-            else:
-                x = self.fuse[i](feats)
+                x = x + self.side(side)
+            x = relu(x)
+            for block in blocks:
+                x = block(x)
             if s > 0:
                 x = F.interpolate(x, size=inputs[s - 1].shape[-2:], mode="bilinear", align_corners=False)
                 x = F.relu(self.up[i](x))
