@@ -7,11 +7,11 @@ overall and per range of t across the window:
 * renderer     - the neural renderer (default: the shipped checkpoint)
 * baseline     - the ablation's single-scale learned-metric splat (only with --baseline CKPT)
 * forward warp - softmax splatting of the photo with the motion-magnitude metric + push-pull hole filling
-                 (the preview's warp; the renderer's base image)
+                 (the preview's warp; the renderer's base image: an engineered baseline, stronger than a plain one)
 * mesh warp    - Blender's path: the add-on's vertex grid moved by the flow, rasterised (backend/render/meshwarp.py)
 * repeat I_0   - no motion at all
-and, for context (weaker than "forward warp"; not what the renderer is judged against):
-* plain splat  - average splatting of the photo by the flow, holes left black
+* plain splat  - plain forward warping: average splatting of the photo by the flow, holes left black
+* plain splat over I_0 - the same composited over the photo (holes and partly covered pixels show I_0 where it was)
 * remap        - OpenCV remap of I_0 at x - F(x): backward warping with the forward flow (the baseline of the open
                  reimplementation the issue cites)
 
@@ -68,6 +68,13 @@ def forward_warp(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> 
 def plain_splat(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Average splatting (equal metric for every source), holes black."""
     return softmax_splat(i0, flow, torch.zeros_like(weight))
+
+
+def splat_over_photo(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Average splatting composited over the unmoved photo by its coverage (what pasting a warped layer gives)."""
+    out, coverage = softmax_splat(i0, flow, torch.zeros_like(weight), return_coverage=True)
+    alpha = coverage.clamp(0.0, 1.0)
+    return out * alpha + i0 * (1.0 - alpha)
 
 
 def remap(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -202,8 +209,9 @@ def main(argv=None) -> int:
             return torch.from_numpy(out).permute(2, 0, 1)[None]
         methods["mesh warp"] = mesh
     methods["repeat I_0"] = lambda i0, f, w: i0
-    methods["plain splat (context)"] = plain_splat
-    methods["remap (context)"] = remap
+    methods["plain splat (holes black)"] = plain_splat
+    methods["plain splat over I_0"] = splat_over_photo
+    methods["remap (x - F)"] = remap
     if not 0 <= args.flow_noise <= 10:
         p.error("--flow-noise must be in [0, 10] (a fraction of the local RMS motion)")
     rows = evaluate(pairs, methods, args.limit, source=args.source, flow_noise=args.flow_noise)

@@ -40,7 +40,8 @@ def test_eval_renderer_scores_every_method(tmp_path, capsys):
     assert eval_renderer.main(["--pairs", str(pairs), "--json", str(out)]) == 0
     summary = json.load(open(out))["summary"]
     names = {k.split(" (")[0] for k in summary}
-    assert names == {"renderer", "forward warp", "mesh warp", "repeat I_0", "plain splat", "remap"}
+    assert names == {"renderer", "forward warp", "mesh warp", "repeat I_0", "plain splat", "plain splat over I_0",
+                     "remap"}
     assert all(v["pairs"] == 3 for v in summary.values())
     psnr = {k.split(" (")[0]: v["psnr"] for k, v in summary.items()}
     ssim = {k.split(" (")[0]: v["ssim"] for k, v in summary.items()}
@@ -49,7 +50,7 @@ def test_eval_renderer_scores_every_method(tmp_path, capsys):
     assert min(psnr["forward warp"], psnr["renderer"], psnr["remap"]) > psnr["repeat I_0"] + 10.0
     assert psnr["remap"] > 50.0
     assert min(ssim["mesh warp"], ssim["plain splat"]) > ssim["repeat I_0"] + 0.3
-    assert set(summary["remap (context)"]["bins"]) == {"1-29", "30-74", "75-149"}
+    assert set(summary["remap (x - F)"]["bins"]) == {"1-29", "30-74", "75-149"}
     # the flows move the photo exactly (up to 8-bit rounding and the border), so all 3 are in the top fidelity range
     assert summary["forward warp"]["fidelity"] == {">=25 dB": {"pairs": 3, "psnr": psnr["forward warp"],
                                                                "ssim": ssim["forward warp"]}}
@@ -61,7 +62,10 @@ def test_eval_renderer_scores_every_method(tmp_path, capsys):
     for r in rows["repeat I_0"]:
         assert r[6] + r[7] == pytest.approx(10 ** (-r[1] / 10), rel=1e-5)
     assert summary["forward warp"]["mse_covered"] < 0.05 * summary["repeat I_0"]["mse_covered"]
-    assert summary["plain splat (context)"]["mse_holes"] > 5 * summary["forward warp"]["mse_holes"]  # black holes
+    assert summary["plain splat (holes black)"]["mse_holes"] > 5 * summary["forward warp"]["mse_holes"]  # black holes
+    over = summary["plain splat over I_0"]  # the photo shows through the holes: far less error there than black
+    assert over["mse_holes"] < 0.2 * summary["plain splat (holes black)"]["mse_holes"]
+    assert psnr["plain splat over I_0"] > psnr["plain splat"] + 10.0
     out = capsys.readouterr().out
     assert f"| method, mean squared error x 1000 | holes ({expected:.1%} of pixels) | covered pixels | frame |" in out
     assert "| forward warp | 3 |" in out and "| <20 dB (0 pairs) | 20-25 dB (0 pairs) | >=25 dB (3 pairs) |" in out
