@@ -15,21 +15,30 @@ log = logging.getLogger("image_dynamics")
 # take ``args`` and return an exit code, raising ``UserError`` for errors the user can fix.
 COMMAND_MODULES = ("backend.motion.commands", "backend.service.commands", "backend.render.commands")
 
-SAMPLE_CLIP = os.path.join(os.path.dirname(__file__), "assets", "sample_meadow.mp4")
-
 
 class UserError(Exception):
     """An error the user can fix; printed without a traceback."""
+
+
+def _sample_progress(done: int, total: int) -> None:
+    print(f"\rrendering the sample clip into the cache (once): frame {done}/{total}", end="\n" if done == total else "",
+          file=sys.stderr, flush=True)
 
 
 def _cmd_extract(args) -> int:
     from backend.extract import RejectedWindow, extract
     from backend.video import VideoError, parse_size
 
-    video = args.video or SAMPLE_CLIP
-    if args.video is None:
-        print(f"no VIDEO given: using the shipped sample clip {os.path.relpath(video)}", file=sys.stderr)
-    output = args.output or os.path.splitext(os.path.basename(video))[0] + ".npz"
+    video = args.video
+    if video is None:
+        from backend.sample import sample_clip
+        try:
+            video = sample_clip(progress=None if args.quiet else _sample_progress)
+        except RuntimeError as exc:
+            raise UserError(str(exc)) from None
+        print(f"no VIDEO given: using the procedural sample clip {video}", file=sys.stderr)
+    name = os.path.splitext(os.path.basename(args.video))[0] if args.video else "sample_meadow"
+    output = args.output or name + ".npz"
     if args.preview:
         from backend.preview import SUPPORTED_EXTENSIONS
         if os.path.splitext(args.preview)[1].lower() not in SUPPORTED_EXTENSIONS:
@@ -85,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("extract", help="take the motion of a real clip as a spectral volume (.npz)",
                        description="Dense optical flow from a start frame to the next T-1 frames, FFT over time, "
-                                   "K lowest frequency bins. Without VIDEO, the shipped sample clip is used.")
-    e.add_argument("video", nargs="?", help="clip to read (mp4, mov, avi, ...); default: the shipped sample")
+                                   "K lowest frequency bins. Without VIDEO, the procedural sample clip is used "
+                                   "(rendered once into the cache).")
+    e.add_argument("video", nargs="?", help="clip to read (mp4, mov, avi, ...); default: the procedural sample clip")
     e.add_argument("-o", "--output", help="volume to write (.npz); default: <clip name>.npz")
     e.add_argument("--start", type=int, default=0, help="first frame of the window (default 0)")
     e.add_argument("--frames", type=int, default=150, help="window length T in frames (default 150)")

@@ -20,9 +20,9 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from addon.core.spectral import SpectralVolume  # noqa: E402
-from backend.cli import SAMPLE_CLIP  # noqa: E402
 from backend.flow import FlowConfig, compute_trajectories  # noqa: E402
 from backend.preview import warp_frames  # noqa: E402
+from backend.sample import sample_clip  # noqa: E402
 from backend.video import read_clip  # noqa: E402
 
 
@@ -37,10 +37,11 @@ def best_of(fn, repeats):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--video", default=SAMPLE_CLIP)
+    p.add_argument("--video", help="clip (default: the procedural sample clip)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--frames", type=int, default=150)
     args = p.parse_args(argv)
+    args.video = args.video or sample_clip()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}")
     clip = read_clip(args.video, num_frames=args.frames, size=(256, 160))

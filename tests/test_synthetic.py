@@ -183,16 +183,41 @@ def test_invalid_config_is_rejected_with_a_clear_message():
         render_scene(SceneConfig(width=8))
 
 
-def test_sample_clip_is_shipped():
+def test_sample_clip_renders_once_into_the_cache(tmp_path, monkeypatch):
     import imageio.v2 as imageio
 
-    path = ROOT / "backend" / "assets" / "sample_meadow.mp4"
-    assert path.exists(), "run: .venv/bin/python scripts/make_sample_clip.py"
+    from backend import sample
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = sample.sample_clip()
+    assert path == str(tmp_path / "image-dynamics" / "sample" / f"sample_meadow-{sample.clip_key()}.mp4")
+    assert os.listdir(os.path.dirname(path)) == [os.path.basename(path)]  # no temporary file left behind
     assert os.path.getsize(path) < 1_000_000
-    reader = imageio.get_reader(str(path))
-    frames = [f for f in reader]
+    frames = [f for f in imageio.get_reader(path)]
     assert len(frames) == 150 and frames[0].shape == (160, 256, 3)
     assert np.abs(frames[40].astype(int) - frames[0]).mean() > 1.0  # it visibly moves
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered again")
+
+    write = sample.write_sample_clip
+    monkeypatch.setattr(sample, "write_sample_clip", no_render)
+    assert sample.sample_clip() == path  # cached: found by its key, not rendered again
+    # `image-dynamics extract` without a VIDEO reads it from there
+    from backend import cli
+
+    out = tmp_path / "volume.npz"
+    assert cli.main(["extract", "-o", str(out), "--frames", "32", "--k", "8", "--size", "96x64", "-q", "--force"]) == 0
+    volume = spectral.load_npz(out)
+    assert (volume.k, volume.num_frames, volume.width) == (8, 32, 96) and volume.amplitude().max() > 0.1
+    # the key hashes the scene and the quality: another setting is another file
+    assert sample.clip_key() != sample.clip_key({**sample.SCENE, "seed": 1})
+    assert sample.clip_key() != sample.clip_key(crf=sample.CRF + 1)
+    # an unwritable cache is a clear error, not a traceback
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(sample, "write_sample_clip", write)
+    with pytest.raises(RuntimeError, match="XDG_CACHE_HOME"):
+        sample.sample_clip(cache_dir=str(tmp_path / "file" / "sub"))
 
 
 def test_strip_inversion_is_exact():

@@ -5,14 +5,15 @@ import dataclasses
 import ipaddress
 import os
 
+from backend.paths import user_cache_dir
+
 MiB = 1024 * 1024
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 def default_cache_dir() -> str:
     """``$XDG_CACHE_HOME/image-dynamics/service`` (``~/.cache/...`` when unset)."""
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(root, "image-dynamics", "service")
+    return user_cache_dir("service")
 
 
 def is_loopback(host: str) -> bool:
