@@ -215,6 +215,53 @@ def test_output_gain_scales_decoding_and_round_trips_through_checkpoints(tmp_pat
             load_checkpoint(path)
 
 
+def test_gain_for_steps_interpolates_log_gain_over_log_steps():
+    from backend.motion.calibration import check_gain_table, gain_for_steps
+
+    steps, gains = (10, 40), np.array([[1.0, 2.0], [4.0, 2.0]])
+    np.testing.assert_allclose(gain_for_steps(steps, gains, 10), [1.0, 2.0])  # exact at the fitted counts
+    np.testing.assert_allclose(gain_for_steps(steps, gains, 40), [4.0, 2.0])
+    np.testing.assert_allclose(gain_for_steps(steps, gains, 20), [2.0, 2.0])  # halfway in log steps: geometric mean
+    np.testing.assert_allclose(gain_for_steps(steps, gains, 1), [1.0, 2.0])  # the end rows outside the range
+    np.testing.assert_allclose(gain_for_steps(steps, gains, 500), [4.0, 2.0])
+    np.testing.assert_allclose(gain_for_steps((25,), gains[:1], 7), [1.0, 2.0])
+    with pytest.raises(ValueError, match="increasing"):
+        gain_for_steps((40, 10), gains, 20)
+    assert check_gain_table({"steps": [10, 40], "gains": gains.tolist()}, 2)[0] == (10, 40)
+    for bad, k in (({"steps": [10, 10], "gains": gains.tolist()}, 2), ({"steps": [0, 40], "gains": gains}, 2),
+                   ({"steps": [10, 40], "gains": gains}, 3), ({"steps": [10, 40], "gains": -gains}, 2),
+                   ({"steps": [10.5, 40], "gains": gains}, 2), ({"gains": gains}, 2), ([10, 40], 2)):
+        with pytest.raises(ValueError):
+            check_gain_table(bad, k)
+
+
+def test_step_gains_reach_the_prediction_and_round_trip_through_checkpoints(tmp_path):
+    """A prediction with n steps is decoded with the gains for n: with a table that doubles the gains at 2 steps,
+    the same seed gives exactly twice the motion of the same model without the table; other counts interpolate."""
+    p = tiny_predictor(seed=0)
+    photo = np.random.default_rng(0).uniform(0, 255, (48, 64, 3)).astype(np.uint8)
+    params = PredictParams(steps=2, seed=5)
+    plain = p.predict(photo, params).coeffs
+    k = p.model.config.k
+    path = str(tmp_path / "table.pt")
+    try:
+        p.model.set_step_gains([2, 8], np.stack([np.full(k, 2.0), np.full(k, 8.0)]))
+        np.testing.assert_allclose(p.predict(photo, params).coeffs, 2.0 * plain, rtol=1e-5, atol=1e-6)
+        assert float(p.model.gain_for_steps(4)[1]) == pytest.approx(4.0)
+        save_checkpoint(path, p.model)
+    finally:
+        p.model.set_step_gains(None, None)
+    assert torch.equal(p.model.gain_for_steps(4), p.model.output_gain)  # no table: output_gain at every count
+    loaded, payload = load_checkpoint(path)
+    assert loaded.gain_steps == (2, 8) and payload["output_gain_steps"]["steps"] == [2, 8]
+    torch.testing.assert_close(loaded.gain_for_steps(4), torch.full((k,), 4.0))
+    for bad in ({"steps": [2], "gains": [[1.0] * k, [2.0] * k]}, {"steps": [2, 8]}, "loud"):
+        payload["output_gain_steps"] = bad
+        torch.save(payload, path)
+        with pytest.raises(CheckpointError, match="per-step gains"):
+            load_checkpoint(path)
+
+
 def test_fit_output_gain_recovers_a_known_amplitude_ratio():
     from backend.motion.calibration import LOG_GAIN_GRID, fit_output_gain, log_spectrum_errors
 

@@ -57,7 +57,7 @@ def test_train_ship_and_evaluate(data, tmp_path, capsys):
     assert calibrate_motion.main([str(shipped), "--data", str(data), "-o", str(calibrated), "--windows", "3",
                                   "--steps", "2", "--batch", "2"]) == 0
     assert shipped.read_bytes() == before
-    assert "log-spectrum error on them" in capsys.readouterr().out
+    assert "2 steps: log-spectrum error on the 3 training windows" in capsys.readouterr().out
     from backend.motion.checkpoint import load_checkpoint
     model, payload = load_checkpoint(str(calibrated))
     assert payload["extra"]["calibration"]["windows"] == 3
@@ -65,6 +65,26 @@ def test_train_ship_and_evaluate(data, tmp_path, capsys):
         payload["extra"]["calibration"]["train_log_spectrum_error_before"]
     assert model.output_gain[0] == 1.0 and not torch.equal(model.output_gain, torch.ones_like(model.output_gain))
     assert abs(calibrated.stat().st_size - shipped.stat().st_size) < 4096  # stays fp16
+    assert model.gain_table is None and payload["extra"]["calibration"]["steps"] == 2  # one count: one gain
+
+    # more step counts: a table of gains per count, the count calibrated before kept as it was
+    per_steps = tmp_path / "per_steps.pt"
+    assert calibrate_motion.main([str(calibrated), "--data", str(data), "-o", str(per_steps), "--windows", "3",
+                                  "--steps", "3,1", "--batch", "2"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    table_model, table_payload = load_checkpoint(str(per_steps))
+    assert table_model.gain_steps == (1, 2, 3)
+    torch.testing.assert_close(table_model.gain_table[1], model.output_gain)
+    assert torch.equal(table_model.output_gain, table_model.gain_table[2])  # 25 steps: beyond the last count
+    torch.testing.assert_close(table_model.gain_for_steps(2), model.output_gain)
+    calib = table_payload["extra"]["calibration"]
+    assert calib["steps"] == [1, 2, 3] and set(calib["step_counts"]) == {"1", "2", "3"}
+    assert calib["step_counts"]["2"]["train_log_spectrum_error_after"] == \
+        payload["extra"]["calibration"]["train_log_spectrum_error_after"]
+    for bad in ("0,5", "ten", ""):
+        with pytest.raises(SystemExit):
+            calibrate_motion.main([str(calibrated), "--data", str(data), "-o", str(per_steps), "--steps", bad])
+        assert "step counts 1..500" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:  # never overwrites its input
         calibrate_motion.main([str(shipped), "--data", str(data), "-o", str(shipped)])
     assert exit_info.value.code == 2 and shipped.read_bytes() == before

@@ -11,6 +11,7 @@ import os
 
 import torch
 
+from .calibration import check_gain_table
 from .config import MotionConfig, config_differences
 from .models import MotionModel
 
@@ -39,6 +40,9 @@ def save_checkpoint(path: str, model: MotionModel, *, half: bool = False, extra:
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config.to_dict(),
                "state_dict": state, "extra": dict(extra or {}),
                "output_gain": [float(g) for g in model.output_gain.detach().cpu()]}
+    if model.gain_table is not None:
+        payload["output_gain_steps"] = {"steps": list(model.gain_steps),
+                                        "gains": model.gain_table.detach().cpu().double().tolist()}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     torch.save(payload, tmp)
@@ -96,5 +100,12 @@ def load_checkpoint(path: str, expected: MotionConfig | None = None, *, strict: 
             raise CheckpointError(f"'{path}': its output gain must be {config.k} positive numbers: re-run "
                                   f"scripts/calibrate_motion.py or re-train")
         model.output_gain.copy_(gain)
+    table = payload.get("output_gain_steps")  # gains per DDIM step count (absent: output_gain at every count)
+    if table is not None:
+        try:
+            model.set_step_gains(*check_gain_table(table, config.k))
+        except ValueError as exc:
+            raise CheckpointError(f"'{path}': its per-step gains are invalid ({exc}): re-run "
+                                  f"scripts/calibrate_motion.py") from None
     model.eval().to(device)
     return model, payload

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .calibration import check_gain_table, gain_for_steps
 from .config import MotionConfig
 
 
@@ -155,6 +156,25 @@ class MotionModel(nn.Module):
         self.register_buffer("latent_mean", torch.zeros(config.k, c))
         self.register_buffer("latent_std", torch.ones(config.k, c))
         self.register_buffer("output_gain", torch.ones(config.k), persistent=False)
+        # gains fitted at several DDIM step counts (``set_step_gains``); None: ``output_gain`` at every count
+        self.gain_steps: tuple | None = None
+        self.register_buffer("gain_table", None, persistent=False)
+
+    def set_step_gains(self, steps, gains) -> None:
+        """Gains (S, K) fitted at increasing step counts (S,), or ``steps=None`` to drop them."""
+        if steps is None:
+            self.gain_steps, self.gain_table = None, None
+            return
+        steps, gains = check_gain_table({"steps": steps, "gains": gains}, self.config.k)
+        self.gain_steps = steps
+        self.gain_table = torch.as_tensor(gains, device=self.output_gain.device)
+
+    def gain_for_steps(self, steps: int) -> torch.Tensor:
+        """The amplitude gains (K,) for a prediction with ``steps`` DDIM steps (``calibration.gain_for_steps``)."""
+        if self.gain_table is None:
+            return self.output_gain
+        g = gain_for_steps(self.gain_steps, self.gain_table.cpu().numpy(), steps)
+        return torch.as_tensor(g, dtype=self.output_gain.dtype, device=self.output_gain.device)
 
     # ---- latents <-> normalised coefficient slices
     def encode(self, z_coeffs: torch.Tensor, sample: bool = False, generator=None) -> torch.Tensor:

@@ -112,7 +112,7 @@ class MotionPredictor:
                                  recurrence=params.recurrence, num_frames=params.num_frames, seed=params.seed,
                                  sampler=params.sampler, callback=cb)
         with torch.no_grad():
-            coeffs = decode_coeffs(self.model, latents)[0]
+            coeffs = decode_coeffs(self.model, latents, self.model.gain_for_steps(params.steps))[0]
         log.info("predicted %s in %.1f s", self.model_id, time.perf_counter() - t0)
         return to_volume(coeffs, fps=params.fps, num_frames=params.num_frames,
                          source_size=(int(photo.shape[1]), int(photo.shape[0])), model=self.model_id,
@@ -129,7 +129,7 @@ class MotionPredictor:
             lat = sample_latents(self.model, x, steps=params.steps, guidance=params.guidance, seed=params.seed + s,
                                  sampler=params.sampler)
             with torch.no_grad():
-                c = decode_coeffs(self.model, lat).cpu().numpy()
+                c = decode_coeffs(self.model, lat, self.model.gain_for_steps(params.steps)).cpu().numpy()
             for i in range(len(out)):
                 out[i].append(c[i])
         return out

@@ -71,18 +71,19 @@ def seam_loss(coeffs: torch.Tensor, num_frames: int) -> torch.Tensor:
     return d.abs().mean((1, 2, 3)) + gx.abs().mean((1, 2, 3)) + gy.abs().mean((1, 2, 3))
 
 
-def decode_coeffs(model, latents: torch.Tensor) -> torch.Tensor:
+def decode_coeffs(model, latents: torch.Tensor, gain: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Whitened latents (B, K, C, h, w) -> coefficients in pixels of the map (B, K, 4, H, W), calibrated by the
-    model's per-frequency ``output_gain``."""
+    per-frequency ``gain`` (K,) (default the model's ``output_gain``; ``model.gain_for_steps(n)`` for n steps)."""
     k = latents.shape[1]
-    return denormalize(model.decode(latents), model.scales) * model.output_gain[None, :k, None, None, None]
+    gain = model.output_gain if gain is None else gain
+    return denormalize(model.decode(latents), model.scales) * gain[None, :k, None, None, None]
 
 
-def _loop_gradient(model, latents, eps, alpha_bar, num_frames):
+def _loop_gradient(model, latents, eps, alpha_bar, num_frames, gain=None):
     with torch.enable_grad():
         z = latents.detach().requires_grad_(True)
         x0 = (z - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
-        loss = seam_loss(decode_coeffs(model, x0), num_frames).sum()
+        loss = seam_loss(decode_coeffs(model, x0, gain), num_frames).sum()
         (g,) = torch.autograd.grad(loss, z)
     return g / (g.pow(2).mean().sqrt() + 1e-12)
 
@@ -90,15 +91,17 @@ def _loop_gradient(model, latents, eps, alpha_bar, num_frames):
 @torch.no_grad()
 def sample_latents(model, photo: torch.Tensor, *, steps: int = 25, guidance: float = 1.5, loop: float = 0.0,
                    recurrence: int = 1, num_frames: int = 150, seed: int = 0, eta: float = 0.0,
-                   sampler: str = "ddim",
+                   sampler: str = "ddim", gain: Optional[torch.Tensor] = None,
                    callback: Optional[Callable[[int, int, torch.Tensor], None]] = None) -> torch.Tensor:
     """Photo (B, 3, H, W) in [0, 1] at the model's map size -> whitened latents (B, K, C, h, w).
 
     ``loop`` > 0 adds loop self-guidance: the gradient of the seam loss of the decoded x0 estimate (normalised to unit
     RMS) pushes each step, weight ``loop``; ``recurrence`` > 1 re-noises and repeats each DDIM step (self-recurrence).
-    ``callback(step, total, x0_estimate)`` runs after every step; raising in it stops sampling.
+    ``callback(step, total, x0_estimate)`` runs after every step; raising in it stops sampling. ``gain``: the
+    amplitude gains the seam loss decodes with (default ``model.gain_for_steps(steps)``).
     """
     cfg = model.config
+    gain = model.gain_for_steps(steps) if gain is None else gain
     device = photo.device
     sched = make_scheduler(cfg.diffusion, sampler)
     sched.set_timesteps(steps, device=device)
@@ -115,7 +118,8 @@ def sample_latents(model, photo: torch.Tensor, *, steps: int = 25, guidance: flo
         for r in range(recurrence):
             eps = guided_eps(model, latents, t, features, guidance)
             if loop > 0:
-                eps = eps + loop * (1 - alphas[t]).sqrt() * _loop_gradient(model, latents, eps, alphas[t], num_frames)
+                eps = eps + loop * (1 - alphas[t]).sqrt() * _loop_gradient(model, latents, eps, alphas[t], num_frames,
+                                                                         gain)
             kw = {"eta": eta, "generator": gen} if sampler == "ddim" else {}
             out = sched.step(eps.flatten(0, 1), t, latents.flatten(0, 1), **kw)
             prev = out.prev_sample.unflatten(0, latents.shape[:2])
