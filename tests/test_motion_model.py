@@ -297,10 +297,13 @@ def test_shipped_checkpoint_is_small_calibrated_and_moves_the_sample_flower():
     from motion_ratio import motion_ratio
 
     assert os.path.getsize(DEFAULT_CHECKPOINT) <= 25 * 2 ** 20
-    assert read_checkpoint(DEFAULT_CHECKPOINT)["extra"]["calibration"]["steps"] == 25
+    assert read_checkpoint(DEFAULT_CHECKPOINT)["extra"]["calibration"]["steps"] == [5, 10, 25, 50, 100]
     predictor = load_predictor(None, device="cpu")
     gain = predictor.model.output_gain
     assert gain[0] == 1.0 and bool((gain[1:] > 1.0).all())  # the fitted gains raise every band
+    assert torch.equal(predictor.model.gain_for_steps(25), gain)  # output_gain is the default 25 steps' row
+    table = predictor.model.gain_table
+    assert bool((table[:, 1:].log().mean(1).diff() < 0).all())  # fewer steps, smaller motion: larger gains
     photo = cv2.cvtColor(cv2.imread(os.path.join(os.path.dirname(DEFAULT_CHECKPOINT), "sample_flower.jpg")),
                          cv2.COLOR_BGR2RGB)
     volume = predictor.predict(photo, PredictParams(steps=8))
