@@ -326,7 +326,7 @@ def test_shipped_renderer_reproduces_the_photo_without_motion():
     model, meta = checkpoint.load()
     photo = os.path.join(os.path.dirname(__file__), "..", "backend", "assets", "sample_flower.jpg")
     frame = Image.open(photo).convert("RGB").resize((256, 160), Image.BICUBIC)
-    img = torch.from_numpy(np.asarray(frame)).permute(2, 0, 1)[None].float() / 255.0
+    img = torch.from_numpy(np.array(frame)).permute(2, 0, 1)[None].float() / 255.0
     with torch.no_grad():
         out = model(img, torch.zeros(1, 2, 160, 256), torch.zeros(1, 1, 160, 256)).clamp(0, 1)
     assert psnr(out, img).item() > 35.0
