@@ -50,7 +50,7 @@ from backend.render.meshwarp import mesh_warp  # noqa: E402
 from backend.render.pairs import flow_fidelity  # noqa: E402
 from backend.render.splatting import motion_metric  # noqa: E402
 from backend.render.training import perturb_flow  # noqa: E402
-from backend.splat import softmax_splat  # noqa: E402
+from backend.splat import average_splat, softmax_splat  # noqa: E402
 
 T_BINS = ((1, 30), (30, 75), (75, 10**6))
 FIDELITY_BINS = (("<20 dB", 0.0, 20.0), ("20-25 dB", 20.0, 25.0), (">=25 dB", 25.0, 1e9))
@@ -67,12 +67,12 @@ def forward_warp(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> 
 
 def plain_splat(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Average splatting (equal metric for every source), holes black."""
-    return softmax_splat(i0, flow, torch.zeros_like(weight))
+    return average_splat(i0, flow)
 
 
 def splat_over_photo(i0: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Average splatting composited over the unmoved photo by its coverage (what pasting a warped layer gives)."""
-    out, coverage = softmax_splat(i0, flow, torch.zeros_like(weight), return_coverage=True)
+    out, coverage = average_splat(i0, flow, return_coverage=True)
     alpha = coverage.clamp(0.0, 1.0)
     return out * alpha + i0 * (1.0 - alpha)
 
@@ -107,7 +107,7 @@ def evaluate(pairs, methods: dict, limit: int | None = None, progress: bool = Tr
             flow = s["flow"][None].float()
             weight = s["weight"].reshape(1, 1, *flow.shape[-2:]).float()
             fidelity = flow_fidelity(i0[0].numpy(), it[0].numpy(), flow[0].numpy())
-            hole = (softmax_splat(i0[:, :1], flow, torch.zeros_like(weight), return_coverage=True)[1]
+            hole = (average_splat(i0[:, :1], flow, return_coverage=True)[1]
                     < FILL_CONFIDENCE)[:, 0]
             for name, fn in methods.items():
                 pred = fn(i0, flow, weight).clamp(0, 1)

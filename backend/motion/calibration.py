@@ -65,8 +65,9 @@ def check_gain_table(table, k: int) -> tuple:
     """A checkpoint's ``output_gain_steps`` {"steps": [S ints], "gains": [S x K]} -> (steps tuple, gains (S, K)
     float32 array); ValueError if the counts are not increasing integers >= 1 or a gain is not positive and finite."""
     try:
-        steps = [int(n) for n in table["steps"]]
-        if any(int(n) != float(n) for n in table["steps"]):
+        raw = [float(n) for n in table["steps"]]
+        steps = [int(n) for n in raw]
+        if steps != raw:
             raise ValueError("step counts must be integers")
         gains = np.asarray(table["gains"], np.float64)
     except (TypeError, KeyError, ValueError) as exc:
@@ -76,4 +77,3 @@ def check_gain_table(table, k: int) -> tuple:
     if gains.shape != (len(steps), k) or not np.all(np.isfinite(gains)) or not np.all(gains > 0):
         raise ValueError(f"its gains must be {len(steps)} x {k} positive numbers")
     return tuple(steps), gains.astype(np.float32)
-

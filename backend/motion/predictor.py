@@ -108,11 +108,12 @@ class MotionPredictor:
         x = photo_to_tensor(photo, cfg.width, cfg.height).to(self.device)
         t0 = time.perf_counter()
         cb = None if callback is None else (lambda step, total, _preview: callback(step, total))
+        gain = self.model.gain_for_steps(params.steps)
         latents = sample_latents(self.model, x, steps=params.steps, guidance=params.guidance, loop=params.loop,
                                  recurrence=params.recurrence, num_frames=params.num_frames, seed=params.seed,
-                                 sampler=params.sampler, callback=cb)
+                                 sampler=params.sampler, gain=gain, callback=cb)
         with torch.no_grad():
-            coeffs = decode_coeffs(self.model, latents, self.model.gain_for_steps(params.steps))[0]
+            coeffs = decode_coeffs(self.model, latents, gain)[0]
         log.info("predicted %s in %.1f s", self.model_id, time.perf_counter() - t0)
         return to_volume(coeffs, fps=params.fps, num_frames=params.num_frames,
                          source_size=(int(photo.shape[1]), int(photo.shape[0])), model=self.model_id,
@@ -125,11 +126,12 @@ class MotionPredictor:
         params.validate()
         x = photos.to(self.device)
         out = [[] for _ in range(x.shape[0])]
+        gain = self.model.gain_for_steps(params.steps)
         for s in range(n_samples):
             lat = sample_latents(self.model, x, steps=params.steps, guidance=params.guidance, seed=params.seed + s,
-                                 sampler=params.sampler)
+                                 sampler=params.sampler, gain=gain)
             with torch.no_grad():
-                c = decode_coeffs(self.model, lat, self.model.gain_for_steps(params.steps)).cpu().numpy()
+                c = decode_coeffs(self.model, lat, gain).cpu().numpy()
             for i in range(len(out)):
                 out[i].append(c[i])
         return out
