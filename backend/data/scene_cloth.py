@@ -1,4 +1,4 @@
-"""Hanging cloth (curtain, banner, laundry) with closed-form motion, drawable by ``synthetic_objects.composite``.
+"""Hanging cloth (curtain, banner, laundry) with closed-form motion, drawable by ``scene_objects.composite``.
 
 A cloth hangs from a fixed rod at (x0, y0). Material coordinates: u across the cloth (centre 0, |u| <= width/2),
 v down from the rod (0 <= v <= L). A material point sits at::
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .synthetic_objects import Modes, sample_tile
+from .scene_objects import Modes, sample_tile
 
 
 class Cloth:
@@ -58,7 +58,8 @@ class ClothSet:
             e = np.zeros(0)
             return e.astype(np.int64), e.astype(np.int64), e.astype(np.int64), e, e, e
         rr, i = np.concatenate(rows), np.concatenate(idx)
-        x0, y0, wd, L, p = (np.array([getattr(self.cloths[c], f) for c in i], float) for f in ("x0", "y0", "W", "L", "p"))
+        x0, y0, wd, L, p = (np.array([getattr(self.cloths[c], f) for c in i], float)
+                            for f in ("x0", "y0", "W", "L", "p"))
         v = (rr - y0) / (1 + self.stretch[ti, i])
         e = np.clip(v / L, 0, 1)
         cx = x0 + e ** p * self._dx(i, ti, v)

@@ -1,11 +1,11 @@
 """Procedural strips and sprites whose deformation is known in closed form: their motion, rasterisation at pixel
-centres, shading and compositing (the drawing layer of ``backend/data/synthetic.py``).
+centres, shading and compositing (the drawing layer of the scene generator, ``backend/data/scenes.py``).
 
 * a *strip* (grass blade, stem, flame, candle) has material coordinates (h, u): h = height along the strip above
   its base, u = horizontal offset from its centre line. A material point sits at
   ``x = bx + lean*h + curve*eta**2 + u + eta**p * Dx(t)`` and ``y = by - h*(1 + S(t)) + eta**p * Dy(t)
-  + (2/3) eta**3 Dx(t)**2 / L`` (eta = h/L; the last term is the drop of a bending cantilever), so tips move
-  much more than bases;
+  + (2/3) eta**3 Dx(t)**2 / L`` (eta = h/L; the last term, the drop of a bending cantilever, is only on for
+  natural clips: it is not linear in the modes), so tips move much more than bases;
 * a *sprite* (flower head, leaf) is attached to a point of its parent strip and turns with a small linearised
   rotation ``A(theta) = [[1, -theta], [theta, 1]]`` about that point.
 
