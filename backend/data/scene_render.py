@@ -26,7 +26,7 @@ import numpy as np
 from . import scene_plants as P
 from .scene_cloth import Cloth, ClothSet
 from .scene_motion import exact_coefficients, mean_square_displacement, sample_times
-from .scene_objects import Sprite, SpriteSet, Strip, StripSet, composite
+from .scene_objects import Sprite, SpriteSet, Strip, StripSet, Textures, composite
 
 if TYPE_CHECKING:
     from .scenes import Scene, SceneConfig
@@ -91,11 +91,11 @@ class Drawables:
         for o in objects:
             self.moving[o.oid] = P.is_moving(o)
 
-    def draw(self, backdrop: np.ndarray, ti: int, w: int, h: int, tile, with_material: bool):
+    def draw(self, backdrop: np.ndarray, ti: int, w: int, h: int, textures: Textures, with_material: bool):
         img = backdrop.reshape(-1, 3).astype(np.float32).copy()
         owner = np.full(h * w, -1, np.int16)
         mat = np.zeros((2, h * w), np.float64) if with_material else None
-        composite(img, owner, [s for s in self.sets if len(s.oid)], ti, w, h, tile, mat)
+        composite(img, owner, [s for s in self.sets if len(s.oid)], ti, w, h, textures, mat)
         return img.reshape(h, w, 3), owner.astype(np.int64), mat
 
     def displacement(self, owner: np.ndarray, mat: np.ndarray, n_t: int) -> np.ndarray:
@@ -121,10 +121,10 @@ def render_window(scene: "Scene", pair_frames: Sequence[int] = ()) -> Window:
     ts = sample_times(cfg.timing)
     t = np.concatenate([ts, pair_frames / cfg.fps])
     d = Drawables(scene.objects, t)
-    img0, owner0, mat0 = d.draw(scene.backdrop.image, 0, w, h, scene.tile, True)
+    img0, owner0, mat0 = d.draw(scene.backdrop.image, 0, w, h, scene.textures, True)
     disp = d.displacement(owner0, mat0, len(t))
     coeffs = exact_coefficients(disp[: len(ts)], cfg.k).reshape(cfg.k, 4, h, w)
-    frames = np.stack([scene.lighting.apply(d.draw(scene.backdrop.image, len(ts) + j, w, h, scene.tile, False)[0])
+    frames = np.stack([scene.lighting.apply(d.draw(scene.backdrop.image, len(ts) + j, w, h, scene.textures, False)[0])
                        for j in range(len(pair_frames))]) if len(pair_frames) else np.zeros((0, h, w, 3), np.uint8)
     flows = disp[len(ts):].reshape(len(pair_frames), 2, h, w)
     moving = d.moving[owner0].reshape(h, w)
@@ -138,7 +138,7 @@ def exact_trajectories(scene: "Scene", frames: Sequence[int]) -> np.ndarray:
     cfg = scene.config
     t = np.concatenate([[0.0], np.asarray(frames, float) / cfg.fps])
     d = Drawables(scene.objects, t)
-    _, owner0, mat0 = d.draw(scene.backdrop.image, 0, cfg.width, cfg.height, scene.tile, True)
+    _, owner0, mat0 = d.draw(scene.backdrop.image, 0, cfg.width, cfg.height, scene.textures, True)
     return d.displacement(owner0, mat0, len(t))[1:].reshape(len(t) - 1, 2, cfg.height, cfg.width)
 
 
@@ -158,7 +158,7 @@ def render_clip(scene: "Scene", num_frames: Optional[int] = None, shake_px: floa
         offs = shake_px * (np.sin(2 * np.pi * f[:, None, :] * t[None, :, None] + ph[:, None, :]).sum(-1) / 1.5)
         offs = offs - offs[:, :1]
     for i in range(n):
-        frame = scene.lighting.apply(d.draw(scene.backdrop.image, i, cfg.width, cfg.height, scene.tile, False)[0])
+        frame = scene.lighting.apply(d.draw(scene.backdrop.image, i, cfg.width, cfg.height, scene.textures, False)[0])
         if shake_px > 0:
             m = np.float32([[1, 0, offs[0, i]], [0, 1, offs[1, i]]])
             frame = cv2.warpAffine(frame, m, (cfg.width, cfg.height), flags=cv2.INTER_LINEAR,
@@ -185,7 +185,7 @@ def render_scene(scene: Union["Scene", "SceneConfig"],
     owners = np.empty((n_t, h * w), np.int32)
     mat0 = None
     for ti in range(n_t):
-        img, owners[ti], mat = d.draw(scene.backdrop.image, ti, w, h, scene.tile, ti == 0)
+        img, owners[ti], mat = d.draw(scene.backdrop.image, ti, w, h, scene.textures, ti == 0)
         mat0 = mat if ti == 0 else mat0
         frames[ti] = scene.lighting.apply(img)
         if progress is not None:

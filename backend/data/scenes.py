@@ -31,7 +31,9 @@ import numpy as np
 from . import scene_plants as P
 from .scene_backgrounds import Backdrop, Lighting, make_backdrop, make_lighting
 from .scene_motion import Timing
-from .scene_objects import STATIC, Sprite, Strip, noise_tile
+from .photo_library import open_library
+from .scene_objects import STATIC, Sprite, Strip, Textures, noise_tile
+from .scene_photos import dress
 from .scene_render import (ObjectInfo, SceneClip, Window, exact_trajectories, render_clip, render_scene,  # noqa: F401
                            render_window, write_video)
 
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 
 KINDS = ("meadow", "flowers", "bush", "tree", "candle", "cloth", "mixed", "static")
 KIND_WEIGHTS = (0.2, 0.14, 0.12, 0.15, 0.1, 0.1, 0.14, 0.05)
+KIND_WEIGHTS_PHOTOS = (0.18, 0.13, 0.11, 0.14, 0.1, 0.1, 0.14, 0.1)  # with a photo library: more still photos
+_PHOTO_STREAM = 0x70686F746F  # second seed word of the photo choices' random stream
 
 
 @dataclasses.dataclass
@@ -55,6 +59,8 @@ class SceneConfig:
     amplitude_px: float = 4.0    # tip sway of a blade half the image tall at zoom 1 (scaled by width / 256)
     exact: bool = True           # every mode on a loop bin, linear motion; False: a natural clip (render_scene only)
     gust_fraction: float = 0.35  # natural clips: share of the objects that also get a decaying gust
+    photo_library: Optional[str] = None  # folder built by scripts/build_photo_library.py; None: procedural only
+    photo_fraction: float = 0.8  # with a library: share of the scenes whose backdrop is a photo (static: all)
 
     def validate(self) -> None:
         if self.kind is not None and self.kind not in KINDS:
@@ -68,8 +74,9 @@ class SceneConfig:
                              f"k={self.k}, num_frames={self.num_frames}")
         if not self.exact and self.max_bin < 1:
             raise ValueError(f"max_bin must be >= 1, got {self.max_bin}")
-        if not 0 <= self.gust_fraction <= 1:
-            raise ValueError(f"gust_fraction must lie in 0..1, got {self.gust_fraction}")
+        if not 0 <= self.gust_fraction <= 1 or not 0 <= self.photo_fraction <= 1:
+            raise ValueError(f"gust_fraction and photo_fraction must lie in 0..1, got {self.gust_fraction} and "
+                             f"{self.photo_fraction}")
 
     @property
     def timing(self) -> Timing:
@@ -82,8 +89,8 @@ class Scene:
     objects: list           # drawables in back-to-front order, oid = index
     backdrop: Backdrop
     lighting: Lighting
-    tile: np.ndarray
-    info: dict              # kind, background, zoom, wind, object counts
+    textures: Textures      # noise tile and photo patches of the objects
+    info: dict              # kind, background, zoom, wind, objects (counts), moving_objects, photos
 
     @property
     def static(self) -> bool:
@@ -147,9 +154,12 @@ def _static_objects(ctx, bd, zoom):
 
 
 def build_scene(config: SceneConfig) -> Scene:
+    """Design the scene of ``config`` (deterministic for the config and, with photos, the library's contents)."""
     config.validate()
+    library = open_library(config.photo_library) if config.photo_library else None
     rng = np.random.default_rng(config.seed)
-    kind = config.kind or str(rng.choice(KINDS, p=np.array(KIND_WEIGHTS) / sum(KIND_WEIGHTS)))
+    weights = np.array(KIND_WEIGHTS_PHOTOS if library else KIND_WEIGHTS)
+    kind = config.kind or str(rng.choice(KINDS, p=weights / weights.sum()))
     h, w = config.height, config.width
     scale = w / 256.0
     ctx = P.Ctx(rng, w, h, config.timing, amplitude=config.amplitude_px * scale * rng.uniform(0.6, 1.5),
@@ -203,19 +213,25 @@ def build_scene(config: SceneConfig) -> Scene:
         for o in objects:
             o.modes, o.moving = STATIC, False
         objects = [o for o in objects if not isinstance(o, Sprite)]
+    patches, photos = None, []
+    if library is not None:  # photos from their own stream: the layout is the scene's without photos
+        prng = np.random.default_rng([config.seed, _PHOTO_STREAM])
+        if kind == "static" and prng.uniform() < 0.7:
+            objects = []  # a plain photo: nothing procedural in front
+        patches, photos = dress(prng, library, kind, bd, objects, w, h, config.photo_fraction)
     for i, o in enumerate(objects):
         o.oid = i
     lighting = make_lighting(rng, w, h, dark=kind == "candle")
-    tile = noise_tile(rng)
+    textures = Textures(noise_tile(rng), patches)
     counts = {}
     for o in objects:
         counts[o.kind] = counts.get(o.kind, 0) + 1
     info = {"kind": kind, "background": bd.kind, "zoom": round(float(zoom), 3), "wind": round(float(ctx.wind), 3),
-            "objects": counts, "moving_objects": int(sum(P.is_moving(o) for o in objects))}
-    if bd.kind == "dark_room" and kind == "candle":  # warm glow of the flames on the wall (static light)
+            "objects": counts, "moving_objects": int(sum(P.is_moving(o) for o in objects)), "photos": photos}
+    if bd.kind in ("dark_room", "photo") and kind == "candle":  # warm glow of the flames on the wall (static)
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         for o in objects:
             if o.kind == "flame":
                 g = np.exp(-((xx - o.bx) ** 2 + (yy - o.by + 0.4 * o.L) ** 2) / (2 * (0.3 * h) ** 2))
                 bd.image += g[..., None] * np.array([0.35, 0.2, 0.06], np.float32)
-    return Scene(config, objects, bd, lighting, tile, info)
+    return Scene(config, objects, bd, lighting, textures, info)
