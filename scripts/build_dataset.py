@@ -57,6 +57,8 @@ def parse_args(argv=None):
     p.add_argument("--stride", type=int, default=15, help="real clips: every N-th start frame (default 15)")
     p.add_argument("--holdout", default="", help="comma-separated clip names (file names without extension) held "
                                                   "out from every training stage: split 'test' for evaluation")
+    p.add_argument("--val-fraction-real", type=float, default=0.15,
+                   help="share of the (not held-out) real clips in split 'val' (default 0.15; 0 = train on all)")
     p.add_argument("--photos", default="", help="photo library (scripts/build_photo_library.py) for procedural "
                                                  "scenes with real photographs; default: procedural only")
     p.add_argument("--pairs-per-scene", type=int, default=2, help="render pairs per synthetic scene (default 2)")
@@ -80,6 +82,7 @@ def config_from_args(a) -> BuildConfig:
                       width=w, height=h, num_frames=a.frames, fps=a.fps, k=a.k, max_bin=a.k - 1, stride=a.stride,
                       pairs_per_scene=a.pairs_per_scene, pairs_per_window=a.pairs_per_window,
                       holdout=tuple(c for c in a.holdout.split(",") if c), photos=a.photos,
+                      val_fraction_real=a.val_fraction_real,
                       negatives=a.negatives, seed=a.seed, chunk=a.chunk)
     try:
         cfg.validate()
@@ -93,12 +96,15 @@ def _check_resume(cfg: BuildConfig) -> None:
     if os.path.isfile(path):
         with open(path) as f:
             old = json.load(f)
-        if old != json.loads(json.dumps(cfg.signature())):
-            diff = sorted(k for k in set(old) | set(cfg.signature()) if old.get(k) != cfg.signature().get(k))
+        for key in cfg.SPLIT_FIELDS:
+            old.pop(key, None)
+        new = json.loads(json.dumps(cfg.signature(splits=False)))
+        if old != new:
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise SystemExit(f"error: '{cfg.root}' holds a build with other arguments ({', '.join(diff)} differ); "
                              "use another folder or delete it")
     os.makedirs(cfg.root, exist_ok=True)
-    write_json(path, cfg.signature())
+    write_json(path, cfg.signature(splits=False))
 
 
 def main(argv=None) -> int:

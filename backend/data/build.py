@@ -60,13 +60,19 @@ class BuildConfig:
         if unknown:
             raise ValueError(f"--holdout names clips that are not among --videos: {', '.join(sorted(unknown))}")
 
-    def signature(self) -> dict:
-        """What must match for a resumed build to continue an earlier one."""
+    SPLIT_FIELDS = ("holdout", "val_fraction", "val_fraction_real")  # decided at the end: free to change on resume
+
+    def signature(self, splits: bool = True) -> dict:
+        """The build's settings; without ``splits``, what must match for a resumed build to continue an earlier one
+        (the splits are assigned after the jobs, so a rerun may change them)."""
         d = dataclasses.asdict(self)
         d.pop("root")
         d["videos"] = sorted(os.path.basename(v) for v in self.videos)
         d["holdout"] = sorted(self.holdout)
         d["photos"] = library_digest(self.photos) if self.photos else ""
+        if not splits:
+            for key in self.SPLIT_FIELDS:
+                d.pop(key)
         return d
 
 
