@@ -17,15 +17,12 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from backend.preview import demo_inputs, warp_frames  # noqa: E402
-from backend.render import checkpoint  # noqa: E402
-from backend.render.frames import LoopSettings, loop_coordinates  # noqa: E402
-from backend.render.render import RenderSettings, iter_frames, render_sequence  # noqa: E402
+from backend.preview import demo_inputs, warp_frames
+from backend.render import checkpoint
+from backend.render.frames import LoopSettings, loop_coordinates
+from backend.render.render import RenderSettings, iter_frames, render_sequence
 
 
 def _time(fn, repeat: int) -> list:

@@ -17,12 +17,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-
-from addon.core.spectral import SpectralVolume  # noqa: E402
-from backend.data.synthetic import SceneConfig, render_scene, write_video  # noqa: E402
-from backend.flow import FlowConfig, compute_trajectories  # noqa: E402
-from backend.video import read_clip  # noqa: E402
+from addon.core.spectral import SpectralVolume
+from backend.data.synthetic import SceneConfig, render_scene, write_video
+from backend.flow import FlowConfig, compute_trajectories
+from backend.video import read_clip
 
 
 def epe(est: np.ndarray, gt: np.ndarray, mask: np.ndarray, visible: np.ndarray | None = None) -> float:

@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from backend.motion.evaluation import log_spectrum_error, window_metrics  # noqa: E402
-from backend.motion.predictor import PredictParams, load_predictor  # noqa: E402
+from backend.motion.evaluation import log_spectrum_error, window_metrics
+from backend.motion.predictor import PredictParams, load_predictor
 
 
 def mean_training_spectrum(ds, n=64):

@@ -8,15 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from backend.sample import CRF, SCENE, write_sample_clip  # noqa: E402
+from backend.sample import CRF, SCENE, write_sample_clip
 
 MAX_BYTES = 1_000_000
 

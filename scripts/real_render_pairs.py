@@ -16,13 +16,11 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from backend.data.build import clip_name, hash_name, scene_seed  # noqa: E402
-from backend.data.windows import read_frames, window_starts  # noqa: E402
-from backend.flow import compute_trajectories  # noqa: E402
+from backend.data.build import clip_name, hash_name, scene_seed
+from backend.data.windows import read_frames, window_starts
+from backend.flow import compute_trajectories
 
 
 def main(argv=None) -> int:
