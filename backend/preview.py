@@ -1,11 +1,11 @@
 """Preview renderer without a network: warp the photo by the spectral volume with softmax splatting.
 
 For every output frame ``i`` (time ``t = i / fps`` seconds) the displacement field
-``F_t(p) = Re sum_k A_k(p) exp(2 pi i f_k t)`` forward-warps the photo (:mod:`backend.splat`). Choices made here:
+``F_t(p) = Re sum_k A_k(p) exp(2 pi i f_k t)`` (``backend.spectral.displacement_at``) forward-warps the photo
+(:mod:`backend.splat`). Choices made here:
 
 * **Who is in front.** DESIGN.md: motion magnitude ``W(p) = mean_t ||F_t(p)||^2`` over the volume's loop (big
-  motion = in front). It is computed exactly with Parseval (``Re(A_0)^2 + sum_{k>=1} |A_k|^2 / 2`` per axis;
-  the loop's harmonics are orthogonal over its T frames). The splat metric is
+  motion = in front): ``backend.spectral.mean_square_displacement``, exact by Parseval. The splat metric is
   ``metric = 20 * sqrt(W) / (max sqrt(W) + 1e-6)``, i.e. RMS motion rescaled to [0, 20]: RMS (not W) keeps
   slow parts ordered too (a part moving at a quarter of the peak still gets metric 5, i.e. 148x the weight of
   the static background), and the fixed range keeps exp() far from float32 underflow for any image scale.
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from addon.core.spectral import SpectralVolume, resize_bilinear
 
+from .spectral import displacement_at, mean_square_displacement
 from .splat import softmax_splat
 
 log = logging.getLogger(__name__)
@@ -48,37 +49,18 @@ MP4_CRF = 18
 SUPPORTED_EXTENSIONS = (".mp4", ".gif")
 CRACK_COVERAGE = 0.6  # mean coverage of a 3x3 neighbourhood above which a hole is a crack, not a disocclusion
 
-__all__ = ["render_preview", "warp_frames", "iter_warped_frames", "displacement_frames", "motion_metric",
-           "fill_holes", "demo_inputs", "SUPPORTED_EXTENSIONS"]
+__all__ = ["render_preview", "warp_frames", "iter_warped_frames", "motion_metric", "fill_holes", "demo_inputs",
+           "SUPPORTED_EXTENSIONS"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Spectral volume -> displacements and metric (torch, batched)
+# Who is in front
 # ----------------------------------------------------------------------------------------------------------------
-
-def displacement_frames(coeffs: torch.Tensor, freqs_hz, t_seconds) -> torch.Tensor:
-    """coeffs (K, 4, H, W) -> displacements (N, 2, H, W) at N times in seconds (float32, matches
-    ``SpectralVolume.displacement`` to ~1e-6 px). The phases are formed in float64 so that long times stay exact."""
-    k, _, h, w = coeffs.shape
-    t = torch.as_tensor(np.asarray(t_seconds, dtype=np.float64).reshape(-1))
-    f = torch.as_tensor(np.asarray(freqs_hz, dtype=np.float64).reshape(-1))
-    phase = 2.0 * torch.pi * t[:, None] * f[None, :]  # (N, K) float64
-    # Re(A e^{i phi}) = Re A cos(phi) - Im A sin(phi)
-    basis = torch.stack([torch.cos(phase), -torch.sin(phase)], dim=2)  # (N, K, 2)
-    basis = basis.reshape(-1, 2 * k).to(device=coeffs.device, dtype=coeffs.dtype)
-    # coeffs channels [Re x, Im x, Re y, Im y] -> (K, xy, re/im, HW) -> (K * re/im, xy * HW)
-    mat = coeffs.reshape(k, 2, 2, h * w).permute(0, 2, 1, 3).reshape(2 * k, 2 * h * w)
-    return (basis @ mat).view(-1, 2, h, w)
-
 
 def motion_metric(coeffs: torch.Tensor) -> torch.Tensor:
-    """Softmax-splat metric (1, 1, H, W) in [0, METRIC_RANGE] from coeffs (K, 4, H, W): rescaled RMS motion.
-
-    ``W = mean_t ||F_t||^2`` over the loop equals ``Re(A_0)^2 + sum_{k>=1} |A_k|^2 / 2`` summed over x and y.
-    """
-    c = coeffs.double()
-    power = c[0, 0] ** 2 + c[0, 2] ** 2 + 0.5 * (c[1:] ** 2).sum(dim=(0, 1))  # (H, W)
-    rms = power.sqrt()
+    """Softmax-splat metric (1, 1, H, W) in [0, METRIC_RANGE] from coeffs (K, 4, H, W): rescaled RMS motion
+    (the square root of ``backend.spectral.mean_square_displacement``)."""
+    rms = mean_square_displacement(coeffs.double()).sqrt()  # (H, W)
     metric = METRIC_RANGE * rms / (rms.max() + 1e-6)
     return metric.to(coeffs.dtype)[None, None]
 
@@ -146,13 +128,6 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _fit_volume(volume: SpectralVolume, width: int, height: int) -> SpectralVolume:
-    if (volume.width, volume.height) != (width, height):
-        log.debug("resampling volume %dx%d -> %dx%d", volume.width, volume.height, width, height)
-        volume = volume.resampled(width, height)
-    return volume
-
-
 def iter_warped_frames(image: np.ndarray, volume: SpectralVolume, frames: Iterable[float], *, fps: float | None = None,
                        device: str | torch.device | None = None, batch_size: int | None = None
                        ) -> Iterator[np.ndarray]:
@@ -167,7 +142,7 @@ def iter_warped_frames(image: np.ndarray, volume: SpectralVolume, frames: Iterab
     if not np.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps must be a positive number, got {fps}")
     times = np.asarray(list(frames), dtype=np.float64).reshape(-1) / fps
-    volume = _fit_volume(volume, width, height)
+    volume = volume.resampled(width, height)
     device = torch.device(device or "cpu")
     if batch_size is None:
         batch_size = max(1, PIXELS_PER_CHUNK // (height * width))
@@ -179,7 +154,7 @@ def iter_warped_frames(image: np.ndarray, volume: SpectralVolume, frames: Iterab
         for start in range(0, len(times), batch_size):
             t = times[start:start + batch_size]
             n = len(t)
-            flow = displacement_frames(coeffs, volume.freqs_hz, t)  # (n, 2, H, W)
+            flow = displacement_at(coeffs, volume.freqs_hz, t)  # (n, 2, H, W)
             # The metric rides along as a 4th channel: its splatted value says how far in front each target is.
             out, coverage = softmax_splat(torch.cat([src, metric], dim=1).expand(n, -1, -1, -1), flow,
                                           metric.expand(n, -1, -1, -1), return_coverage=True)

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from addon.core.spectral import SpectralVolume
-from backend.preview import (demo_inputs, displacement_frames, fill_holes, motion_metric, render_preview,
-                             warp_frames)
+from backend.preview import demo_inputs, fill_holes, motion_metric, render_preview, warp_frames
 
 
 def _texture(h, w, seed=0):
@@ -52,16 +51,6 @@ def test_volume_is_resampled_to_the_image_size():
     frames = warp_frames(img, small, [0, 4])
     assert np.array_equal(frames[0][:, 4:-4], np.roll(img, 3, axis=1)[:, 4:-4])
     assert np.array_equal(frames[1][:, 4:-4], np.roll(img, -3, axis=1)[:, 4:-4])
-
-
-def test_torch_displacement_matches_the_numpy_contract():
-    rng = np.random.default_rng(3)
-    coeffs = (rng.normal(size=(16, 4, 10, 14)) * 3).astype(np.float32)
-    vol = SpectralVolume(coeffs, fps=30, num_frames=150)
-    frames = np.array([0, 1, 7, 75, 149, 150, 1000])
-    ours = displacement_frames(torch.from_numpy(coeffs), vol.freqs_hz, frames / vol.fps).numpy()
-    ref = vol.displacement_at_frame(frames)
-    assert np.abs(ours - ref).max() < 1e-5
 
 
 def test_metric_is_rescaled_rms_motion_over_the_loop():

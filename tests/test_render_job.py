@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 import backend.render.job as render_job  # registers the 'render' kind before the app is made
 from addon.core.spectral import SpectralVolume, resize_bilinear, save_npz
-from backend.render.frames import LoopSettings, loop_coordinates
+from backend.render.frames import LoopSettings
 from backend.render.render import RenderSettings, frame_filename, render_sequence
 from service_helpers import b64, encode, make_app, wait_state
 
@@ -73,7 +73,7 @@ def test_render_job_streams_the_requested_frames_in_order_and_matches_a_direct_r
     assert sorted(frames) == sorted(names)
     model, _, _ = render_job.get_renderer("tiny", "cpu")
     vol = _volume()
-    q = loop_coordinates(K, (5, 3, 9), LoopSettings(loop_frames=40, phase_frame=1))
+    q = LoopSettings(loop_frames=40, phase_frame=1).coordinates(K, (5, 3, 9))
     direct = render_sequence(model, _photo(), vol, q, RenderSettings(frames=(5, 3, 9)), tmp_path / "direct")
     from PIL import Image
 

@@ -139,7 +139,7 @@ def decode_mask(text: str, max_pixels: int) -> tuple:
 
 
 def prepare_render(request: RenderJobRequest, service) -> Prepared:
-    from .frames import LoopSettings, check_coordinates, loop_coordinates
+    from .frames import LoopSettings, check_coordinates
     from .render import RenderSettings
 
     data = images.decode_base64(request.image)
@@ -157,7 +157,7 @@ def prepare_render(request: RenderJobRequest, service) -> Prepared:
             q = check_coordinates(request.modal, volume.k, len(settings.frames))
         else:
             loop = LoopSettings(**request.loop.model_dump())
-            q = loop_coordinates(volume.k, settings.frames, loop)
+            q = loop.coordinates(volume.k, settings.frames)
     except ValueError as exc:
         raise ServiceError(422, "invalid_render", f"Invalid render request: {exc}") from None
     try:

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from addon.core.spectral import SpectralVolume
+from backend.spectral import mean_square_displacement, modal_displacement
 
-from .frames import check_coordinates, fit_volume, modal_flows, motion_weight
+from .frames import check_coordinates
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def iter_frames(model, photo: np.ndarray, volume: SpectralVolume, q, *, size=Non
         motion_mask = check_motion_mask(motion_mask)
     w, h = output_size((photo.shape[1], photo.shape[0]), size)
     image = _resize(photo, (w, h))
-    volume = fit_volume(volume, w, h)
+    volume = volume.resampled(w, h)
     device = torch.device(device)
     if batch_size is None:
         batch_size = max(1, PIXELS_PER_BATCH // (w * h))
@@ -167,11 +168,11 @@ def iter_frames(model, photo: np.ndarray, volume: SpectralVolume, q, *, size=Non
         coeffs = torch.from_numpy(np.ascontiguousarray(volume.coeffs)).to(device)
         if motion_mask is not None:
             coeffs = scale_by_mask(coeffs, motion_mask)
-        weight = motion_weight(coeffs)
+        weight = mean_square_displacement(coeffs)[None, None]  # (1, 1, H, W) px²
         src = torch.from_numpy(np.array(image, copy=True)).to(device).permute(2, 0, 1)[None].float() / 255.0
         state = model.prepare(src)
         for start in range(0, len(q), batch_size):
-            flow = modal_flows(coeffs, q[start:start + batch_size])  # (n, 2, H, W)
+            flow = modal_displacement(coeffs, q[start:start + batch_size])  # (n, 2, H, W)
             out = model.frames(state, flow, weight).clamp(0.0, 1.0)
             yield out.permute(0, 2, 3, 1).cpu().numpy()
 
