@@ -41,14 +41,12 @@ import numpy as np
 import torch
 
 from backend.flow import sample_at
-from backend.preview import FILL_CONFIDENCE, fill_holes
 from backend.render import checkpoint
 from backend.render.losses import psnr, ssim
 from backend.render.meshwarp import mesh_warp
 from backend.render.pairs import flow_fidelity
-from backend.render.splatting import motion_metric
 from backend.render.training import perturb_flow
-from backend.splat import average_splat, softmax_splat
+from backend.splat import FILL_CONFIDENCE, average_splat, fill_holes, motion_metric, softmax_splat
 
 T_BINS = ((1, 30), (30, 75), (75, 10**6))
 FIDELITY_BINS = (("<20 dB", 0.0, 20.0), ("20-25 dB", 20.0, 25.0), (">=25 dB", 25.0, 1e9))
