@@ -29,7 +29,7 @@ def test_health_job_progress_result_and_cache(server):
 
     client = BackendClient(server)
     health = client.health()
-    assert health["api_version"] == "1.0" and health["default_model"] == "tiny-random@seed0"
+    assert health["api_version"] == "1.1" and health["default_model"] == "tiny-random@seed0"
     data = encode(photo(48, 32, seed=3))
     params = protocol.PredictParams(steps=4, seed=11)
     job = client.submit_predict(data, params)

@@ -22,7 +22,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 BLENDER_MODULES = ("bpy", "bpy_extras", "bmesh", "mathutils", "gpu", "gpu_extras", "blf", "aud", "idprop")
 NOT_IN_BLENDER = ("torch", "diffusers", "cv2", "PIL", "backend")
 SERVICE_USERS = ("backend/service/", "backend/cli.py")  # who may import backend.service
-MOVING_TO_SERVICE = ("backend/render/job.py",)  # the render job kind, on its way to backend/service/ (issue 17)
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -100,8 +99,7 @@ def test_the_backend_never_imports_blender_or_the_addons_bpy_layer():
 def test_only_the_service_and_the_cli_import_the_service():
     def forbidden(path, name):
         rel = path.relative_to(ROOT).as_posix()
-        allowed = rel.startswith(SERVICE_USERS + MOVING_TO_SERVICE)
-        if (name == "backend.service" or name.startswith("backend.service.")) and not allowed:
+        if (name == "backend.service" or name.startswith("backend.service.")) and not rel.startswith(SERVICE_USERS):
             return "job kinds and the service's plumbing live in backend/service"
         return None
 

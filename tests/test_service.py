@@ -73,10 +73,10 @@ def gate(request):
 
 def test_health_reports_versions_device_model_and_limits(client):
     health = client.get("/v1/health").json()
-    assert health["service"] == "image-dynamics" and health["api_version"] == "1.0"
+    assert health["service"] == "image-dynamics" and health["api_version"] == "1.1"
     assert health["torch"].startswith("2.") and health["python"].startswith("3.")
     assert health["device"] == "cpu" and health["default_model"] == "tiny-random@seed0"
-    assert health["models"] == [{"id": "tiny-random@seed0", "source": "tiny", "device": "cpu",
+    assert health["models"] == [{"id": "tiny-random@seed0", "kind": "motion", "source": "tiny", "device": "cpu",
                                  "map_size": [64, 48], "default": True}]
     assert "predict" in health["job_kinds"] and health["queue"] == {"queued": 0, "running": 0, "max_queue": 8}
     assert health["limits"]["max_pixels"] == 50_000_000 and health["auth_required"] is False
@@ -102,7 +102,7 @@ def test_predict_job_result_equals_a_direct_prediction_and_second_run_hits_the_c
     with open(path, "wb") as fh:
         fh.write(result.content)
     volume = spectral.load_npz(path)
-    expected = tiny_models().get().predictor.predict(pixels, PredictParams(steps=3, seed=7))
+    expected = tiny_models().get().model.predict(pixels, PredictParams(steps=3, seed=7))
     assert volume.source_size == (64, 40) and volume.provenance["seed"] == 7
     assert volume.provenance["model"] == "tiny-random@seed0"
     np.testing.assert_allclose(volume.coeffs, expected.coeffs, rtol=1e-5, atol=1e-5)

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 # Modules whose import registers their job kinds. One that cannot be imported is skipped with an error in the log
 # (the other kinds keep working).
-JOB_KIND_MODULES = ["backend.service.predict", "backend.render.job"]
+JOB_KIND_MODULES = ["backend.service.predict", "backend.service.render"]
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
 _EMA = 0.3  # weight of the newest job when averaging job durations for queue ETAs

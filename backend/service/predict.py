@@ -54,7 +54,7 @@ def run_predict(ctx, payload: PredictPayload) -> str:
             raise PredictorCancelled(ctx.job_id) from None
 
     try:
-        volume = payload.model.predictor.predict(payload.photo.pixels, payload.params, callback=callback)
+        volume = payload.model.model.predict(payload.photo.pixels, payload.params, callback=callback)
     except PredictorCancelled:
         raise Cancelled(ctx.job_id) from None
     ctx.progress(total, total, "writing result")

@@ -24,10 +24,14 @@ class ErrorResponse(BaseModel):
 
 class ModelInfo(BaseModel):
     id: str = Field(description="Content-hash based model id, e.g. 'gid-motion@1a2b3c4d5e6f'")
-    source: str = Field(description="Checkpoint path, or 'tiny' for the random tiny test model")
+    kind: Literal["motion", "renderer"] = Field(description="A motion model (predict jobs) or a neural renderer "
+                                                            "(render jobs)")
+    source: str = Field(description="Checkpoint path, 'default' for the shipped checkpoint, or 'tiny' for the "
+                                    "random tiny test model")
     device: str
-    map_size: list[int] = Field(description="(W, H) of the predicted motion map")
-    default: bool = Field(description="Used by jobs that name no model")
+    map_size: Optional[list[int]] = Field(default=None, description="(W, H) of the predicted motion map (motion "
+                                                                    "models; a renderer renders any size)")
+    default: bool = Field(description="The motion model used by predict jobs that name no model")
 
 
 class ModelList(BaseModel):
@@ -39,7 +43,8 @@ class LoadModelRequest(_Strict):
     source: str = Field(min_length=1, max_length=4096,
                         description="Checkpoint path on the backend's machine, 'default' for the shipped "
                                     "checkpoint, or 'tiny' for a random tiny model (tests)")
-    make_default: bool = Field(default=True, description="Use it for jobs that name no model")
+    kind: Literal["motion", "renderer"] = Field(default="motion", description="What the checkpoint holds")
+    make_default: bool = Field(default=True, description="Use it for predict jobs that name no model (motion)")
 
 
 class QueueInfo(BaseModel):
