@@ -205,6 +205,8 @@ def test_protocol_helpers():
     with pytest.raises(BackendError, match="not a backend URL"):
         protocol.normalize_url("ftp://x")
     assert protocol.is_loopback_url("http://[::1]:8765") and not protocol.is_loopback_url("http://10.0.0.2:1")
+    assert all(protocol.is_loopback(h) for h in ("localhost", "LOCALHOST", "127.0.0.5", "::1", "[::1]"))
+    assert not any(protocol.is_loopback(h) for h in ("10.0.0.2", "0.0.0.0", "example.com", ""))
     assert protocol.format_eta(None) == "" and protocol.format_eta(75.4) == "1 min 15 s"
     running = protocol.JobStatus.from_json({"id": "a", "kind": "predict", "state": "running", "stage": "sampling",
                                             "progress": 0.4, "eta_seconds": 12.2})

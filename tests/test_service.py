@@ -253,6 +253,34 @@ def test_job_kinds_are_listed_with_their_request_schema(client):
     assert set(kinds["predict"]["request_schema"]["properties"]) == {"image", "params", "model"}
 
 
+def test_predict_params_are_defined_once_and_the_schema_follows_them():
+    """addon.core.protocol.PredictParams is what the add-on sends, the service accepts and the predictor samples
+    with: the request schema takes its fields, defaults and ranges from it."""
+    import dataclasses
+
+    from addon.core.protocol import PREDICT_LIMITS, PredictParams
+    from backend.motion.predictor import PredictParams as PredictorParams
+    from backend.service.schemas import PredictParamsModel
+
+    assert PredictorParams is PredictParams
+    fields = {f.name: f.default for f in dataclasses.fields(PredictParams)}
+    assert {name: f.default for name, f in PredictParamsModel.model_fields.items()} == fields
+    schema = PredictParamsModel.model_json_schema()["properties"]
+    for name, limit in PREDICT_LIMITS.items():
+        low = schema[name].get("exclusiveMinimum" if limit.low_open else "minimum")
+        assert (low, schema[name]["maximum"]) == (limit.low, limit.high), name
+    assert schema["sampler"]["enum"] == ["ddim", "dpm"]
+    assert PredictParamsModel(seed=2 ** 40).to_params() == PredictParams(seed=2 ** 40)
+    for bad, match in ((dict(fps=0.0), "fps=0.0: use 0 < fps"), (dict(seed=2 ** 63), "seed"),
+                       (dict(steps=2.5), "steps=2.5"), (dict(loop=True), "loop=True"), (dict(sampler="x"), "ddim")):
+        with pytest.raises(ValueError, match=match):
+            PredictParams(**bad).validate()
+        if not isinstance(next(iter(bad.values())), bool):  # pydantic's lax mode reads true as 1
+            with pytest.raises(ValueError):
+                PredictParamsModel(**bad)
+    assert PredictParams.from_dict({"steps": 3, "sampler": "dpm"}) == PredictParams(steps=3, sampler="dpm")
+
+
 def test_register_job_kind_refuses_bad_names_and_duplicates():
     from backend.service.jobs import register_job_kind
     from backend.service.schemas import PredictJobRequest

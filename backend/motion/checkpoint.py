@@ -5,7 +5,6 @@ the one asked for and refuses a file whose weights do not fit its config, each w
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 
@@ -23,14 +22,6 @@ FORMAT_VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and what to do."""
-
-
-def file_digest(path: str, length: int = 12) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:length]
 
 
 def save_checkpoint(path: str, model: MotionModel, *, half: bool = False, extra: dict | None = None) -> None:

@@ -9,11 +9,10 @@ from typing import Callable, Optional
 
 import torch
 
+from addon.core.protocol import SAMPLERS
 from backend.spectral import denormalize, displacement_at
 
 from .config import DiffusionConfig
-
-SAMPLERS = ("ddim", "dpm")
 
 
 def make_scheduler(config: DiffusionConfig, sampler: str = "ddim"):

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from addon.core.files import file_digest
 from backend.spectral import normalize
 
-from .checkpoint import CheckpointError, file_digest, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import MotionConfig, config_differences
 from .models import MotionModel
 from .sampler import make_scheduler

@@ -6,6 +6,8 @@ import hashlib
 import logging
 import os
 
+from addon.core.protocol import PredictParams
+
 from . import images
 from .cache import content_key
 from .errors import ServiceError
@@ -20,16 +22,14 @@ RESULT_NAME = "volume.npz"
 @dataclasses.dataclass(frozen=True)
 class PredictPayload:
     photo: images.Photo
-    params: object  # backend.motion.predictor.PredictParams
+    params: PredictParams
     model: object  # models.LoadedModel
 
 
 def prepare_predict(request: PredictJobRequest, service) -> Prepared:
-    from backend.motion.predictor import PredictParams
-
     data = images.decode_base64(request.image)
     photo = images.decode_image(data, service.config.max_pixels, service.config.max_side)
-    params = PredictParams(**request.params.model_dump())
+    params = request.params.to_params()
     try:
         params.validate()
     except ValueError as exc:
