@@ -12,9 +12,9 @@ import glob
 import hashlib
 import json
 import os
-import tempfile
 from typing import Callable, Optional
 
+from addon.core.files import atomic_path
 from backend.paths import user_cache_dir
 
 SCENE = {"kind": "meadow", "seed": 0, "num_frames": 150, "num_flowers": 7}
@@ -39,17 +39,10 @@ def write_sample_clip(path: str, scene: Optional[dict] = None, crf: int = CRF,
     appears complete or not at all (written next to it, then renamed). Returns ``path``."""
     from backend.data.synthetic import SceneConfig, render_scene, write_video
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     clip = render_scene(SceneConfig(**{**SCENE, **(scene or {})}), progress=progress)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", prefix=".sample-", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         write_video(clip, tmp, crf=crf)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

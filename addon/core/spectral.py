@@ -32,6 +32,8 @@ from typing import Mapping
 
 import numpy as np
 
+from .files import atomic_path
+
 SCHEMA_VERSION = 1
 DEFAULT_NUM_FRAMES = 150
 DEFAULT_FPS = 30.0
@@ -350,7 +352,7 @@ def validate_arrays(coeffs, freqs_hz, fps, num_frames, source_size) -> None:
 
 
 def save_npz(path, volume: SpectralVolume) -> None:
-    """Write a volume to ``path`` (.npz, compressed, no pickled objects)."""
+    """Write a volume to ``path`` (.npz, compressed, no pickled objects; complete or not at all)."""
     arrays = {
         "coeffs": volume.coeffs.astype(np.float32),
         "freqs_hz": volume.freqs_hz.astype(np.float32),
@@ -369,10 +371,8 @@ def save_npz(path, volume: SpectralVolume) -> None:
         else:
             known = PROVENANCE_STR + PROVENANCE_INT + PROVENANCE_FLOAT
             raise SpectralVolumeError(key, f"unknown provenance field (known: {known})")
-    path = os.fspath(path)
-    tmp = path + ".tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
 
 
 def _scalar(data: Mapping, field: str, kind: str):

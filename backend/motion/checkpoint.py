@@ -10,6 +10,8 @@ import os
 
 import torch
 
+from addon.core.files import atomic_path
+
 from .calibration import check_gain_table
 from .config import MotionConfig, config_differences
 from .models import MotionModel
@@ -35,9 +37,8 @@ def save_checkpoint(path: str, model: MotionModel, *, half: bool = False, extra:
         payload["output_gain_steps"] = {"steps": list(model.gain_steps),
                                         "gains": model.gain_table.detach().cpu().double().tolist()}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def read_checkpoint(path: str) -> dict:

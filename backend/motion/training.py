@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from addon.core.files import file_digest
+from addon.core.files import atomic_path, file_digest
 from backend.spectral import normalize
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -141,9 +141,8 @@ class LatentCache:
                                        unit="window")):
                 z = normalize(torch.as_tensor(dataset[int(i)]["coeffs"]), model.scales)
                 out[j] = model.encode(z[None])[0].numpy()
-        tmp = path + ".tmp.npy"
-        np.save(tmp, out)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.save(tmp, out)
         json.dump({"key": key, "indices": self.indices.tolist()}, open(meta_path, "w"))
         self.latents = np.load(path, mmap_mode="r")
 
@@ -279,9 +278,8 @@ class Trainer:
         raw = self.acc.unwrap_model(self.model)
         st = {"config": raw.config.to_dict(), "model": raw.state_dict(), "ema": self.ema.state_dict(),
               "optim": self.optim.state_dict(), "step": self.step, "best_val": self.best_val}
-        tmp = self.state_path + ".tmp"
-        torch.save(st, tmp)
-        os.replace(tmp, self.state_path)
+        with atomic_path(self.state_path) as tmp:
+            torch.save(st, tmp)
 
     def save_model(self, metrics: dict, half: bool = False, path: Optional[str] = None) -> str:
         """EMA weights -> ``model.pt`` (what the next stage and the predictor load)."""

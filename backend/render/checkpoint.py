@@ -17,7 +17,7 @@ import os
 
 import torch
 
-from addon.core.files import file_digest
+from addon.core.files import atomic_path, file_digest
 
 from .config import RendererConfig, build_renderer
 
@@ -37,9 +37,8 @@ def save(path, model, meta: dict | None = None, train: dict | None = None, state
         payload["train"] = train
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def read(path) -> dict:

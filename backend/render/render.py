@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from addon.core.files import atomic_path
 from addon.core.spectral import SpectralVolume
 from backend.spectral import mean_square_displacement, modal_displacement
 
@@ -185,15 +186,14 @@ def write_frame(path: str, rgb: np.ndarray, fmt: str) -> None:
     """Write one frame float (H, W, 3) in [0, 1] sRGB as 8-bit PNG or linear float32 EXR (atomic rename)."""
     import cv2
 
-    tmp = f"{path}.part.{fmt}"
     if fmt == "png":
         data = np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
     else:
         os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
         data = srgb_to_linear(rgb)
-    if not cv2.imwrite(tmp, np.ascontiguousarray(data[..., ::-1])):
-        raise OSError(f"could not write frame '{path}': check that the folder is writable and has space")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(tmp, np.ascontiguousarray(data[..., ::-1])):
+            raise OSError(f"could not write frame '{path}': check that the folder is writable and has space")
 
 
 def render_sequence(model, photo: np.ndarray, volume: SpectralVolume, q, settings: RenderSettings, out_dir,

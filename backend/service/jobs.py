@@ -28,6 +28,8 @@ import time
 import uuid
 from typing import Any, Callable
 
+from addon.core.files import write_bytes_atomic
+
 from .cache import ResultCache
 from .errors import ServiceError
 
@@ -165,10 +167,7 @@ class JobContext:
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, name)
         if isinstance(data, (bytes, bytearray, memoryview)):
-            tmp = path + ".part"
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
+            write_bytes_atomic(path, bytes(data))
         else:
             shutil.move(os.fspath(data), path)
         self._manager._add_file(self._job, name, path, media_type)
