@@ -7,7 +7,6 @@ have seen, and ``accelerate launch`` (DDP) processes see different ones. CPU flo
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -435,7 +434,3 @@ class Trainer:
         return {"stage": o.stage, "step": self.step, "val_loss": val, "model": path,
                 "seconds": time.perf_counter() - t_start, "complete": not stopped_early and self.step >= o.steps}
 
-
-def options_from_dict(d: dict) -> TrainOptions:
-    known = {f.name for f in dataclasses.fields(TrainOptions)}
-    return TrainOptions(**{k: v for k, v in d.items() if k in known})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -234,9 +234,3 @@ def render_sequence(model, photo: np.ndarray, volume: SpectralVolume, q, setting
         log.info("render stopped after %d of %d frames; removed the partial sequence", len(written), total)
         raise
     return written
-
-
-def frames_from_range(first: int, last: int) -> Sequence[int]:
-    if last < first:
-        raise ValueError(f"frame range {first}..{last} is empty: the last frame must not come before the first")
-    return tuple(range(first, last + 1))
