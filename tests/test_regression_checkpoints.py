@@ -12,22 +12,12 @@ import os
 
 import cv2
 import numpy as np
-import pytest
-import torch
 
 ASSETS = os.path.join(os.path.dirname(__file__), "..", "backend", "assets")
 MOTION_CHECKPOINT = os.path.join(ASSETS, "motion_default.pt")  # the shipped motion model (v1)
 RENDERER_CHECKPOINT = os.path.join(ASSETS, "renderer_default.pt")
 SAMPLE_PHOTO = os.path.join(ASSETS, "sample_flower.jpg")
 FRAMES = (7, 40)  # frames of the 150-frame loop that the renderer and the preview draw
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _photo() -> np.ndarray:

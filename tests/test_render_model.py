@@ -223,15 +223,6 @@ class _Pairs:
         return self.items[i]
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny training steps are fastest on one thread (and do not fight the machine's other jobs)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _cfg(**kw):
     base = dict(steps=8, batch_size=2, crop=16, lr=3e-3, log_every=1, checkpoint_seconds=0.0, seed=3)
     base.update(kw)
