@@ -13,7 +13,6 @@ import glob
 import hashlib
 import json
 import os
-import tempfile
 from typing import Callable, Optional
 
 from backend.paths import user_cache_dir
@@ -38,19 +37,12 @@ def write_sample_clip(path: str, scene: Optional[dict] = None, crf: int = CRF,
                       progress: Optional[Callable[[int, int], None]] = None) -> str:
     """Render the sample scene (``SCENE`` updated by ``scene``) and write it to ``path`` as H.264 mp4. The file
     appears complete or not at all (written next to it, then renamed). Returns ``path``."""
-    from backend.data.scenes import SceneConfig, render_scene, write_video
+    from backend.data.scenes import SceneConfig, render_scene
+    from backend.video import write_video
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     clip = render_scene(SceneConfig(**{**SCENE, **(scene or {})}), progress=progress)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", prefix=".sample-", dir=folder)
-    os.close(fd)
-    try:
-        write_video(clip, tmp, crf=crf)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_video(path, clip.frames, clip.fps, crf=crf, preset="slow")
     return path
 
 

@@ -19,16 +19,11 @@ import queue
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one thread per worker process
-    os.environ.setdefault(_var, "1")
+from tqdm import tqdm
 
-from tqdm import tqdm  # noqa: E402
-
-from backend.data.build import (BuildConfig, assemble_card, init_worker, job_done, plan_jobs,  # noqa: E402
-                                run_in_worker, run_job)
-from backend.data.shards import clean_partial, write_json  # noqa: E402
-from backend.data.stats import dataset_stats, save_stats  # noqa: E402
+from backend.data.build import BuildConfig, assemble_card, init_worker, job_done, plan_jobs, run_in_worker, run_job
+from backend.data.shards import clean_partial, write_json
+from backend.data.stats import dataset_stats, save_stats
 
 log = logging.getLogger("build_dataset")
 VIDEO_EXT = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v")
@@ -144,6 +139,8 @@ def main(argv=None) -> int:
                 for j in todo:
                     ran.append(run_job(j, cfg, bar.update))
             else:
+                for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # read by each spawned
+                    os.environ.setdefault(var, "1")  # worker as it starts: one thread per worker process
                 ctx = mp.get_context("spawn")
                 ticks = ctx.Queue()
                 pool = ctx.Pool(a.workers, initializer=init_worker, initargs=(ticks, level))
@@ -172,8 +169,7 @@ def main(argv=None) -> int:
                      "mean_power": [float(p) for p in stats["mean_power"]],
                      "windows": int(stats["num_windows"]), "seconds": round(time.perf_counter() - t0, 1)}
     if not a.no_plot:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import plot_dataset
+        import plot_dataset  # a sibling script: its folder is on sys.path when a script runs
         plot_dataset.plot(cfg.root, os.path.join(cfg.root, "fig2.png"), card=card)
         card["figure"] = "fig2.png"
     card["time"]["seconds_wall_this_run"] = round(time.perf_counter() - t_start, 1)

@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from addon.core.files import atomic_path, file_digest
 from backend.data.photo_library import COLUMNS, FORMAT, INDEX, PACKAGES, dhash, hamming, read_index
 
 # binary packages that ship the pictures (lomiri-wallpapers depends on the two that hold its photos)
@@ -42,11 +41,7 @@ SAME_PHOTO_BITS = 8  # dhash distance at or below which two pictures are taken f
 
 
 def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, 64)
 
 
 def read_rgb(path: str, min_side: int = 0) -> np.ndarray | None:
@@ -262,11 +257,9 @@ def build(out: str, index: str, max_side: int, eval_folder: str) -> int:
                                                                 "packages": count("package"),
                                                                 "licences": count("licence")},
         "photos": photos}
-    fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".json", dir=out)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(index_json, fh, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, os.path.join(out, "index.json"))
+    with atomic_path(os.path.join(out, "index.json")) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(index_json, fh, indent=1)
     print(f"wrote {len(photos)} photos to {out} in {time.perf_counter() - t0:.1f} s; roles "
           f"{json.dumps(index_json['counts']['roles'])}; {len(skipped)} skipped")
     return 0

@@ -20,8 +20,9 @@ import time
 import numpy as np
 
 from addon.core.spectral import SpectralVolume
-from backend.data.scenes import KINDS, SceneConfig, render_scene, write_video
+from backend.data.scenes import KINDS, SceneConfig, render_scene
 from backend.flow import FlowConfig, compute_trajectories
+from backend.video import write_video
 from backend.video import read_clip
 
 MOVING_KINDS = [k for k in KINDS if k != "static"]
@@ -47,7 +48,7 @@ def evaluate(kind: str, methods, seed: int, k: int, through_video: bool):
     if through_video:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, f"{kind}.mp4")
-            write_video(clip, path)
+            write_video(path, clip.frames, clip.fps, crf=16, preset="slow")
             frames = read_clip(path, size=(frames.shape[2], frames.shape[1])).frames[: frames.shape[0]]
     gt = clip.trajectories
     mask = clip.moving_mask

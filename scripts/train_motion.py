@@ -20,14 +20,12 @@ import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from backend.motion.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
-from backend.motion.config import MotionConfig, MotionV2Config, tiny_config, tiny_v2_config  # noqa: E402
-from backend.motion.predictor import DEFAULT_CHECKPOINT  # noqa: E402
-from backend.motion.training import STAGES, Trainer, TrainOptions  # noqa: E402
+from backend.motion.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from backend.motion.config import MotionConfig, MotionV2Config, tiny_config, tiny_v2_config
+from backend.motion.predictor import DEFAULT_CHECKPOINT
+from backend.motion.training import STAGES, Trainer, TrainOptions
 
 PRESETS = {"default": MotionConfig, "tiny": tiny_config}
 PRESETS_V2 = {"default": MotionV2Config, "tiny": tiny_v2_config}

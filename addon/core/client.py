@@ -118,7 +118,7 @@ class BackendClient:
                        model: str | None = None, **retry) -> JobStatus:
         """A predict job for the photo's file bytes (``retry``: see :meth:`submit`)."""
         body = {"image": base64.b64encode(image).decode("ascii"),
-                "params": (params or protocol.PredictParams()).to_json()}
+                "params": (params or protocol.PredictParams()).to_dict()}
         if model:
             body["model"] = model
         return self.submit("predict", body, **retry)

@@ -78,7 +78,7 @@ class BuildConfig:
 
 def library_digest(root: str) -> str:
     """What identifies a photo library for resuming a build: a hash of its index (names, hashes, roles)."""
-    from backend.motion.checkpoint import file_digest
+    from addon.core.files import file_digest
 
     path = os.path.join(root, "index.json")
     return file_digest(path) if os.path.isfile(path) else f"missing:{os.path.abspath(root)}"

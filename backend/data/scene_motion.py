@@ -130,12 +130,3 @@ def exact_coefficients(samples: np.ndarray, k: int) -> np.ndarray:
     out[:, 0::2] = a.real
     out[:, 1::2] = a.imag
     return out
-
-
-def mean_square_displacement(coeffs: np.ndarray) -> np.ndarray:
-    """W(p) = mean over the loop's frames of |F_t(p)|^2 (px^2) from coeffs (K, 4, ...): |A_0|^2 + sum_k |A_k|^2/2.
-
-    Exact for the T sampled frames when every bin lies below T/2 (discrete orthogonality)."""
-    c = coeffs.astype(np.float64) ** 2
-    per_k = c.sum(axis=1)
-    return (per_k[0] + 0.5 * per_k[1:].sum(axis=0)).astype(np.float32)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
 
 import cv2
@@ -25,7 +24,9 @@ import numpy as np
 
 from . import scene_plants as P
 from .scene_cloth import Cloth, ClothSet
-from .scene_motion import exact_coefficients, mean_square_displacement, sample_times
+from addon.core.spectral import mean_square_displacement
+
+from .scene_motion import exact_coefficients, sample_times
 from .scene_objects import Sprite, SpriteSet, Strip, StripSet, Textures, composite
 
 if TYPE_CHECKING:
@@ -206,28 +207,3 @@ def render_scene(scene: Union["Scene", "SceneConfig"],
     return SceneClip(frames, traj.reshape(n_t, 2, h, w), d.moving[owner0].reshape(h, w), cfg.fps, cfg,
                      layers[owner0].reshape(h, w), owner0.reshape(h, w).astype(np.int32), vis.reshape(n_t, h, w),
                      infos, dict(scene.info))
-
-
-def write_video(clip: SceneClip, path, crf: int = 16, preset: str = "slow") -> None:
-    """Write ``clip.frames`` as H.264 yuv420p mp4. Odd sizes are padded by repeating the last row/column
-    (ground truth stays valid for the original pixels)."""
-    import imageio.v2 as imageio
-
-    frames = clip.frames
-    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
-    if pad_h or pad_w:
-        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    try:
-        writer = imageio.get_writer(path, format="FFMPEG", mode="I", fps=clip.fps, codec="libx264",
-                                    pixelformat="yuv420p", quality=None, macro_block_size=1, ffmpeg_log_level="error",
-                                    ffmpeg_params=["-crf", str(int(crf)), "-preset", preset, "-movflags", "+faststart"])
-    except (OSError, RuntimeError, ValueError) as e:
-        raise RuntimeError(f"could not open '{path}' for H.264 writing ({e}); "
-                           "install the 'imageio-ffmpeg' package and check the folder is writable") from e
-    try:
-        for f in frames:
-            writer.append_data(f)
-    finally:
-        writer.close()

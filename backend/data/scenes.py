@@ -35,7 +35,7 @@ from .photo_library import open_library
 from .scene_objects import STATIC, Sprite, Strip, Textures, noise_tile
 from .scene_photos import dress
 from .scene_render import (ObjectInfo, SceneClip, Window, exact_trajectories, render_clip, render_scene,  # noqa: F401
-                           render_window, write_video)
+                           render_window)
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,12 @@ the one asked for and refuses a file whose weights do not fit its config, each w
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 
 import torch
+
+from addon.core.files import atomic_path
 
 from .calibration import check_gain_table
 from .config import MotionConfig, config_differences, config_from_dict
@@ -23,14 +24,6 @@ FORMAT_VERSION = 2  # 1: v1 models (VAE latent diffusion); 2: adds v2 models (co
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and what to do."""
-
-
-def file_digest(path: str, length: int = 12) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:length]
 
 
 def save_checkpoint(path: str, model, *, half: bool = False, extra: dict | None = None) -> None:
@@ -52,9 +45,8 @@ def save_checkpoint(path: str, model, *, half: bool = False, extra: dict | None 
         payload["output_gain_steps"] = {"steps": list(model.gain_steps),
                                         "gains": model.gain_table.detach().cpu().double().tolist()}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def read_checkpoint(path: str) -> dict:

@@ -1,26 +1,26 @@
 """One photo in, a spectral volume out: the entry point the CLI, the service and the evaluation use."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 import cv2
 import numpy as np
 import torch
 
+from addon.core.files import file_digest
+from addon.core.protocol import PredictParams
 from addon.core.spectral import SpectralVolume
 from backend.device import resolve_device
 from backend.spectral import to_volume
 
-from .checkpoint import file_digest, load_checkpoint
+from .checkpoint import load_checkpoint
 from .config import tiny_config, tiny_v2_config
 from .hint import gate, hint_map
 from .models import MotionModel
-from .sampler import SAMPLERS, decode_coeffs, sample_latents, sample_shape
+from .sampler import decode_coeffs, sample_latents, sample_shape
 
 log = logging.getLogger(__name__)
 
@@ -30,47 +30,6 @@ MIN_PHOTO_SIDE = 16
 
 class Cancelled(Exception):
     """Raised inside a progress callback to stop a prediction."""
-
-
-@dataclass(frozen=True)
-class PredictParams:
-    steps: int = 25           # denoising steps
-    guidance: float = 1.5     # classifier-free guidance scale (1 = conditional prediction only)
-    loop: float = 0.0         # loop self-guidance weight u (0 = off)
-    seed: int = 0
-    num_frames: int = 150     # loop length T of the volume
-    fps: float = 30.0
-    sampler: str = "ddim"     # ddim | dpm
-    recurrence: int = 1       # self-recurrence per step (ddim, with loop guidance)
-
-    def validate(self) -> None:
-        checks = [
-            ("steps", 1 <= self.steps <= 500, "use 1..500"),
-            ("guidance", 0.0 <= self.guidance <= 20.0, "use 0..20 (1 = no guidance)"),
-            ("loop", 0.0 <= self.loop <= 10.0, "use 0..10 (0 = off)"),
-            ("seed", 0 <= self.seed < 2 ** 63, "use a non-negative integer"),
-            ("num_frames", 2 <= self.num_frames <= 100000, "use 2..100000 frames"),
-            ("fps", 0.0 < self.fps <= 1000.0, "use 0 < fps <= 1000"),
-            ("sampler", self.sampler in SAMPLERS, f"use one of {', '.join(SAMPLERS)}"),
-            ("recurrence", 1 <= self.recurrence <= 8, "use 1..8"),
-        ]
-        for name, ok, hint in checks:
-            if not ok:
-                raise ValueError(f"bad prediction parameter {name}={getattr(self, name)!r}: {hint}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PredictParams":
-        known = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = set(d) - set(known)
-        if unknown:
-            raise ValueError(f"unknown prediction parameters: {', '.join(sorted(unknown))} "
-                             f"(known: {', '.join(known)})")
-        p = cls(**d)
-        p.validate()
-        return p
 
 
 def photo_to_tensor(photo: np.ndarray, width: int, height: int) -> torch.Tensor:

@@ -1,20 +1,20 @@
-"""Sampling spectral-volume latents: DDIM (or DPM-Solver++), classifier-free guidance as one batched pass, and loop
-self-guidance (paper eq. 5) with self-recurrence. A function of the model and a callback, as in k-diffusion.
+"""Sampling motion latents: DDIM (or DPM-Solver++), classifier-free guidance as one batched pass, and loop
+self-guidance (paper eq. 5) with self-recurrence. One loop (:func:`run_sampler`) for both model generations, a
+function of a denoiser and a callback, as in k-diffusion.
 
-Shapes: B photos, K frequencies; latents (B, K, C, h, w); the denoiser sees rows b*K + k.
+v1 (:func:`sample_latents`): latents (B, K, C, h, w), the denoiser sees rows b*K + k. v2 (:func:`sample_shape`):
+shape latents (B, 4(K-1), h8, w8), every frequency a channel group of one map.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Optional
 
 import torch
 
-from backend.spectral import denormalize
+from addon.core.protocol import SAMPLERS
+from backend.spectral import denormalize, displacement_at
 
 from .config import DiffusionConfig
-
-SAMPLERS = ("ddim", "dpm")
 
 
 def make_scheduler(config: DiffusionConfig, sampler: str = "ddim"):
@@ -56,21 +56,11 @@ def guided_eps(model, latents: torch.Tensor, t: torch.Tensor, features: torch.Te
     return (eps_u + guidance * (eps_c - eps_u)).unflatten(0, (b, k))
 
 
-def displacement_frames(coeffs: torch.Tensor, frames, num_frames: int) -> torch.Tensor:
-    """Coefficients (B, K, 4, H, W) in pixels -> displacement (B, len(frames), 2, H, W) at the given frame indices."""
-    k = coeffs.shape[1]
-    ph = 2 * math.pi * torch.arange(k, dtype=coeffs.dtype, device=coeffs.device)[None, :] \
-        * torch.as_tensor(frames, dtype=coeffs.dtype, device=coeffs.device)[:, None] / num_frames  # (N, K)
-    c, s = torch.cos(ph)[None, :, :, None, None], torch.sin(ph)[None, :, :, None, None]
-    re_x, im_x, re_y, im_y = (coeffs[:, None, :, i] for i in range(4))  # (B, 1, K, H, W)
-    fx = (re_x * c - im_x * s).sum(2)
-    fy = (re_y * c - im_y * s).sum(2)
-    return torch.stack([fx, fy], dim=2)
-
-
 def seam_loss(coeffs: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """Paper eq. 5 per photo: ||F_last - F_first||_1 + ||grad F_last - grad F_first||_1 (means over pixels), (B,)."""
-    f = displacement_frames(coeffs, [num_frames - 1, 0], num_frames)
+    """Paper eq. 5 per photo: ||F_last - F_first||_1 + ||grad F_last - grad F_first||_1 (means over pixels), (B,).
+    ``coeffs`` (B, K, 4, H, W) in pixels."""
+    freqs = torch.arange(coeffs.shape[1], dtype=torch.float64) / num_frames  # cycles per frame
+    f = displacement_at(coeffs, freqs, [num_frames - 1, 0])  # (B, 2, 2, H, W)
     d = f[:, 0] - f[:, 1]  # (B, 2, H, W)
     gx = d[..., :, 1:] - d[..., :, :-1]
     gy = d[..., 1:, :] - d[..., :-1, :]

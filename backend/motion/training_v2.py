@@ -13,6 +13,7 @@ cached trunk features.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -24,7 +25,9 @@ from typing import Optional
 import numpy as np
 import torch
 
+from addon.core.files import atomic_path
 from addon.core.spectral import normalization_scales
+from backend.data.shards import write_json
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import MotionV2Config, config_differences
@@ -82,9 +85,7 @@ class FeatureCache:
         meta = os.path.join(folder, "meta.json")
         if not (os.path.isfile(meta) and json.load(open(meta)).get("key") == full_key):
             self._build(dataset, config, eps, trunk, progress)
-            with open(meta + ".tmp", "w") as f:
-                json.dump({"key": full_key, "sources": self._sources}, f)
-            os.replace(meta + ".tmp", meta)
+            write_json(meta, {"key": full_key, "sources": self._sources})
         self.sources = np.asarray(json.load(open(meta))["sources"])
         self.arrays = {a: np.load(os.path.join(folder, f"{a}.npy"), mmap_mode="r") for a in self.ARRAYS}
 
@@ -98,27 +99,27 @@ class FeatureCache:
         n = len(self.indices)
         arrays = None
         self._sources = []
-        for j, i in enumerate(tqdm(self.indices, desc=f"caching {os.path.basename(self.folder)}", unit="window",
-                                   disable=not progress)):
-            s = dataset[int(i)]
-            self._sources.append(s["source"])
-            photo = torch.as_tensor(s["photo"])[None]
-            coeffs = torch.as_tensor(s["coeffs"])[None]
-            trust = torch.as_tensor(s["trust"])[None, None]
-            for flip in (0, 1):
-                if flip:
-                    photo, coeffs, trust = mirror(photo, coeffs, trust)
-                rows = self._row(photo, coeffs, trust, config, eps, trunk)
-                if arrays is None:
-                    arrays = {a: np.lib.format.open_memmap(os.path.join(self.folder, f"{a}.npy.tmp"), mode="w+",
-                                                           dtype=v.dtype, shape=(2 * n, *v.shape))
-                              for a, v in rows.items()}
-                for a, v in rows.items():
-                    arrays[a][2 * j + flip] = v
-        for a, arr in (arrays or {}).items():
-            arr.flush()
-            del arr
-            os.replace(os.path.join(self.folder, f"{a}.npy.tmp"), os.path.join(self.folder, f"{a}.npy"))
+        with contextlib.ExitStack() as stack:  # every array appears complete or not at all
+            tmp = {a: stack.enter_context(atomic_path(os.path.join(self.folder, f"{a}.npy"))) for a in self.ARRAYS}
+            for j, i in enumerate(tqdm(self.indices, desc=f"caching {os.path.basename(self.folder)}",
+                                       unit="window", disable=not progress)):
+                s = dataset[int(i)]
+                self._sources.append(s["source"])
+                photo = torch.as_tensor(s["photo"])[None]
+                coeffs = torch.as_tensor(s["coeffs"])[None]
+                trust = torch.as_tensor(s["trust"])[None, None]
+                for flip in (0, 1):
+                    if flip:
+                        photo, coeffs, trust = mirror(photo, coeffs, trust)
+                    rows = self._row(photo, coeffs, trust, config, eps, trunk)
+                    if arrays is None:
+                        arrays = {a: np.lib.format.open_memmap(tmp[a], mode="w+", dtype=v.dtype,
+                                                               shape=(2 * n, *v.shape)) for a, v in rows.items()}
+                    for a, v in rows.items():
+                        arrays[a][2 * j + flip] = v
+            for arr in (arrays or {}).values():
+                arr.flush()
+            arrays = None
 
     @staticmethod
     @torch.no_grad()
@@ -255,8 +256,8 @@ class TrainerV2:
         raw = self.acc.unwrap_model(self.model)
         st = {"config": raw.config.to_dict(), "model": raw.state_dict(), "ema": self.ema.state_dict(),
               "optim": self.optim.state_dict(), "step": self.step, "best_val": self.best_val}
-        torch.save(st, self.state_path + ".tmp")
-        os.replace(self.state_path + ".tmp", self.state_path)
+        with atomic_path(self.state_path) as tmp:
+            torch.save(st, tmp)
 
     def save_model(self, metrics: dict, path: Optional[str] = None) -> str:
         raw = self.acc.unwrap_model(self.model)

