@@ -77,7 +77,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-minutes", type=float, help="stop and save after this wall time (resume later)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--real-fraction", type=float, default=0.4, help="v2: share of real windows per batch")
+    p.add_argument("--real-fraction", type=float, default=0.5, help="v2: share of real windows per batch")
+    p.add_argument("--energy-loss", choices=("poisson", "l1log"), default="poisson",
+                   help="v2: the energy head's loss (poisson: mean amplitude; l1log: median of its log)")
     p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16", help="v2: autocast precision")
     p.add_argument("--ship", metavar="MODEL_PT", help="write MODEL_PT as the shipped fp16 default and exit")
     p.add_argument("--ship-to", default=DEFAULT_CHECKPOINT)
@@ -100,6 +102,7 @@ def main(argv=None) -> int:
 
             opts = TrainV2Options(out=a.out, steps=a.steps, batch=a.batch, lr=a.lr or 3e-4, val_every=a.val_every,
                                   seed=a.seed, real_fraction=a.real_fraction, precision=a.precision, init=a.init,
+                                  energy_loss=a.energy_loss,
                                   max_minutes=a.max_minutes, max_windows=a.max_windows)
             trainer = TrainerV2(opts, load_config(a.config, v2=True), Windows(roots, "train"), Windows(roots, "val"),
                                 progress=not a.quiet)

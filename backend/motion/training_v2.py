@@ -50,8 +50,9 @@ class TrainV2Options:
     val_batches: int = 4
     ema_decay: float = 0.999
     seed: int = 0
-    real_fraction: float = 0.4      # share of each batch drawn from real windows (when there are any)
+    real_fraction: float = 0.5      # share of each batch drawn from real windows (when there are any)
     diffusion_weight: float = 1.0
+    energy_loss: str = "poisson"    # poisson: the mean amplitude (+ 0.25 x L1 of log); l1log: the median in log
     precision: str = "bf16"         # bf16 autocast (CPU and CUDA) or fp32
     init: Optional[str] = None      # start from this v2 model.pt (fine-tuning); the config must match
     max_minutes: Optional[float] = None
@@ -64,6 +65,8 @@ class TrainV2Options:
             raise ValueError("real_fraction must be in [0, 1]")
         if self.precision not in ("bf16", "fp32"):
             raise ValueError("precision must be bf16 or fp32")
+        if self.energy_loss not in ("poisson", "l1log"):
+            raise ValueError("energy_loss must be poisson or l1log")
 
 
 def _name(key) -> str:
@@ -151,6 +154,25 @@ def mirror(photo, coeffs, trust):
     c = coeffs.flip(-1).clone()
     c[:, :, 0:2] = -c[:, :, 0:2]
     return photo.flip(-1), c, trust.flip(-1)
+
+
+def energy_loss(log_e: torch.Tensor, energy: torch.Tensor, eps: torch.Tensor, scales: torch.Tensor,
+                trust: torch.Tensor, kind: str = "poisson") -> torch.Tensor:
+    """Trust-weighted loss of the energy head's log(E + eps) (B, K-1, h, w) against the true energy E.
+
+    ``l1log``: L1 of the logs; its minimiser is the median of log E, which for a pixel that may be still or may move
+    sits far below the mean (the amplitude comes out too small). ``poisson``: the Poisson deviance of mu = E + eps
+    in units of s_k, whose minimiser is the mean E, plus 0.25 x the L1 of the logs for the ranking of small
+    amplitudes."""
+    e = energy + eps[None, :, None, None]
+    l1 = (log_e - e.log()).abs()
+    if kind == "poisson":
+        s = scales[None, :, None, None].clamp_min(1e-6)
+        mu = log_e.exp() / s
+        y = e / s
+        l1 = (mu - y * (log_e - s.log()) - (y - y * y.clamp_min(1e-12).log())) + 0.25 * l1
+    w = trust[:, None]
+    return (l1 * w).sum() / (w.sum() * log_e.shape[1] + 1e-6)
 
 
 def data_statistics(dataset, config: MotionV2Config, n: int = 256) -> dict:
@@ -303,9 +325,7 @@ class TrainerV2:
         with torch.autocast(self.acc.device.type, dtype=torch.bfloat16, enabled=self.opts.precision == "bf16"):
             log_e, v = self.model("train", feats, d["photo"], hint, noisy, t.to(noisy.device), keep)
         log_e, v = log_e.float(), v.float()
-        eps = raw.eps[None, :, None, None]
-        w4 = d["trust4"][:, None]
-        l_energy = ((log_e - (d["energy"] + eps).log()).abs() * w4).sum() / (w4.sum() * log_e.shape[1] + 1e-6)
+        l_energy = energy_loss(log_e, d["energy"], raw.eps, raw.scales[1:], d["trust4"], self.opts.energy_loss)
         w8 = d["trust8"][:, None]
         l_diff = ((v - v_target) ** 2 * w8).sum() / (w8.sum() * v.shape[1] + 1e-6)
         loss = l_energy + self.opts.diffusion_weight * l_diff
