@@ -1,10 +1,10 @@
 """Animate Photo: send the plane's photo to the backend, follow the job, save the spectral volume next to the .blend
-and bake it; Cancel stops it without touching the scene. Start/Stop Backend for the preferences.
+and bake it; Cancel stops it without touching the scene.
 
 Main thread: the operator reads the photo (file bytes, packed bytes, or pixels) and the settings into an
 :class:`AnimateRequest`. Worker thread (:func:`animate_work`, no bpy): health check (starting the backend when the
 preferences say so), upload, polling, download. Main thread again (:func:`apply_result`, from the timer in
-``backend.py``): write the .npz, bake the modal shape keys, push an undo step.
+``jobs.py``): write the .npz, bake the modal shape keys, push an undo step.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import bpy
 import numpy as np
 from bpy.props import StringProperty
 
-from . import backend, bake, plane, shapekeys
+from . import bake, jobs, plane, prefs, shapekeys
 from .core import png, protocol, spectral
 from .core.protocol import BackendError, JobCancelled
 from .ops import PlaneOperator
@@ -59,7 +59,7 @@ class AnimateRequest:
     object_name: str
     image: ImageSource
     params: protocol.PredictParams
-    settings: backend.BackendSettings
+    settings: jobs.BackendSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,12 +98,12 @@ def animate_work(request: AnimateRequest):
     """The worker-thread part of Animate Photo (no bpy): returns :class:`AnimateResult`."""
 
     def work(emit, cancel_event) -> AnimateResult:
-        with backend.connected(request.settings, emit, cancel_event) as client:
+        with jobs.connected(request.settings, emit, cancel_event) as client:
             emit("Uploading the photo", 0.0)
             status = client.submit_predict(
                 request.image.encoded(), request.params, busy_wait=BUSY_WAIT, cancelled=cancel_event.is_set,
                 on_busy=lambda seconds: emit(f"Backend busy (queue full): retrying in {seconds:.0f} s", 0.0))
-            final, data = backend.follow(client, status, emit, cancel_event, "Downloading the motion")
+            final, data = jobs.follow(client, status, emit, cancel_event, "Downloading the motion")
             if cancel_event.is_set():
                 raise JobCancelled()
         return AnimateResult(data, final.id, final.cached, final.model)
@@ -157,26 +157,12 @@ def apply_result(job, result: AnimateResult) -> str:
         baked = bake.bake(context, obj, request, volume)
     except (shapekeys.BakeError, spectral.SpectralVolumeError, RuntimeError, ValueError) as exc:
         raise BackendError("bake_failed", f"The motion was saved to {stored} but could not be baked: {exc}") from exc
-    _undo_push(f"{LABEL} '{obj.name}'")
+    jobs.push_undo(f"{LABEL} '{obj.name}'")
     where = "" if beside else " (in a temporary folder: save the .blend and animate again to keep it beside it)"
     cached = " from the backend's cache" if result.cached else ""
     notes = " ".join(baked.warnings)
     return (f"Baked {2 * baked.bands} modal shape keys{cached}, loop of {baked.loop_frames} frames; volume "
             f"{stored}{where}" + (f". {notes}" if notes else ""))
-
-
-def _undo_push(message: str) -> None:
-    if bpy.app.background:
-        return
-    try:
-        bpy.ops.ed.undo_push(message=message)
-    except RuntimeError as exc:
-        log.debug("no undo step: %s", exc)
-
-
-def plane_with_photo(context):
-    obj = context.active_object
-    return obj if obj is not None and obj.type == "MESH" and obj.mode == "OBJECT" else None
 
 
 class IMAGEDYN_OT_animate_photo(PlaneOperator, bpy.types.Operator):
@@ -185,7 +171,6 @@ class IMAGEDYN_OT_animate_photo(PlaneOperator, bpy.types.Operator):
 
     bl_idname = "imagedyn.animate_photo"
     bl_label = "Animate Photo"
-    find_plane = staticmethod(plane_with_photo)
 
     def run(self, context, obj):
         image = plane.find_image(obj)
@@ -193,11 +178,11 @@ class IMAGEDYN_OT_animate_photo(PlaneOperator, bpy.types.Operator):
             self.report({"ERROR"}, f"'{obj.name}' has no image texture: use 'Create Photo Plane' or 'Convert "
                                    "Active Plane' first")
             return {"CANCELLED"}
-        job = backend.job_for(obj.name)
+        job = jobs.job_for(obj.name)
         if job is not None and job.active:
             self.report({"WARNING"}, f"'{obj.name}' is already being animated: wait, or press Cancel")
             return {"CANCELLED"}
-        settings = backend.current_settings(context)
+        settings = prefs.current_settings(context)
         try:
             protocol.normalize_url(settings.url)
             source = image_source(image)
@@ -208,7 +193,7 @@ class IMAGEDYN_OT_animate_photo(PlaneOperator, bpy.types.Operator):
         params = protocol.PredictParams(steps=props.animate_steps, guidance=props.animate_guidance,
                                         loop=props.animate_loop, seed=props.animate_seed)
         request = AnimateRequest(obj.name, source, params, settings)
-        backend.start_job(obj.name, LABEL, animate_work(request), apply_result)
+        jobs.start_job(obj.name, LABEL, animate_work(request), apply_result)
         self.report({"INFO"}, f"Animating '{obj.name}' with the backend at {settings.url}: progress in the Motion "
                               "panel and the status bar")
         return {"FINISHED"}
@@ -226,93 +211,15 @@ class IMAGEDYN_OT_cancel_animate(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return bool(backend.active_jobs())
+        return bool(jobs.active_jobs())
 
     def execute(self, context):
         name = self.object_name or (context.active_object.name if context.active_object else "")
-        if not backend.cancel(name):
+        if not jobs.cancel(name):
             self.report({"WARNING"}, f"No running job for '{name}'")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Cancelling Animate Photo of '{name}'")
         return {"FINISHED"}
 
 
-CHECK_KEY = "Backend"  # the job key of Check Backend (shown in the preferences)
-
-
-def describe_health(health: dict) -> str:
-    models = health.get("default_model") or "no model loaded (serve --model PATH)"
-    queue = health.get("queue", {})
-    return (f"Connected: Image Dynamics backend {health.get('version', '?')} (API {health.get('api_version')}) on "
-            f"{health.get('device', '?')}, model {models}, {queue.get('running', 0)} running / "
-            f"{queue.get('queued', 0)} queued")
-
-
-class IMAGEDYN_OT_backend_check(bpy.types.Operator):
-    """Check the connection to the backend (and start it when Start Backend Automatically is on); the answer
-    appears below the button"""
-
-    bl_idname = "imagedyn.backend_check"
-    bl_label = "Check Backend"
-    bl_options = {"REGISTER"}
-
-    def execute(self, context):
-        settings = backend.current_settings(context)
-
-        def work(emit, cancel_event):
-            from .core.client import BackendClient
-
-            with BackendClient(settings.url, settings.token or None) as client:
-                emit(f"Connecting to {client.url}", 0.0)
-                return backend.ensure_backend(client, settings, cancel_event, lambda text: emit(text, 0.0))
-
-        try:
-            backend.start_job(CHECK_KEY, "Check Backend", work, lambda job, health: describe_health(health))
-        except BackendError as exc:
-            self.report({"WARNING"}, exc.message)
-            return {"CANCELLED"}
-        return {"FINISHED"}
-
-
-class IMAGEDYN_OT_backend_start(bpy.types.Operator):
-    """Start the backend with the Python or command set in the preferences (on Backend Port of this computer)"""
-
-    bl_idname = "imagedyn.backend_start"
-    bl_label = "Start Backend"
-    bl_options = {"REGISTER"}
-
-    def execute(self, context):
-        settings = backend.current_settings(context)
-        command = settings.start_command()
-        if command is None:
-            self.report({"ERROR"}, "Set 'Backend Python' or 'Backend Command' first")
-            return {"CANCELLED"}
-        if backend.SERVER.running():
-            self.report({"INFO"}, "The backend the add-on started is already running")
-            return {"FINISHED"}
-        try:
-            backend.SERVER.start(command, settings.stop_on_exit)
-        except BackendError as exc:
-            self.report({"ERROR"}, exc.message)
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Starting the backend (log: {backend.SERVER.log_path})")
-        return {"FINISHED"}
-
-
-class IMAGEDYN_OT_backend_stop(bpy.types.Operator):
-    """Stop the backend the add-on started (a backend you started yourself is left alone)"""
-
-    bl_idname = "imagedyn.backend_stop"
-    bl_label = "Stop Backend"
-    bl_options = {"REGISTER"}
-
-    def execute(self, context):
-        if backend.SERVER.stop():
-            self.report({"INFO"}, "Backend stopped")
-        else:
-            self.report({"INFO"}, "The add-on has not started a backend")
-        return {"FINISHED"}
-
-
-classes = (IMAGEDYN_OT_animate_photo, IMAGEDYN_OT_cancel_animate, IMAGEDYN_OT_backend_check,
-           IMAGEDYN_OT_backend_start, IMAGEDYN_OT_backend_stop)
+classes = (IMAGEDYN_OT_animate_photo, IMAGEDYN_OT_cancel_animate)

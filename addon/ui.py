@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import backend, pokes, shapekeys
+from . import jobs, neural_ops, pokes, shapekeys
 
 
 class _SidebarPanel:
@@ -58,9 +58,7 @@ class IMAGEDYN_PT_motion(_SidebarPanel, bpy.types.Panel):
         sub.enabled = settings.set_frame_range
         sub.prop(settings, "include_closing_frame")
         if shapekeys.has_modal_keys(obj):
-            from . import neural_ops
-
-            neural_ops.draw_neural(layout, obj)
+            draw_neural(layout, obj)
 
 
 def _progress(layout, factor: float, text: str) -> None:
@@ -70,9 +68,19 @@ def _progress(layout, factor: float, text: str) -> None:
         layout.label(text=f"{text}", icon="TIME")
 
 
+def _draw_outcome(layout, job) -> None:
+    """The last job's message below its button (labels do not wrap: split into lines)."""
+    if job is None or not job.message:
+        return
+    icon = {"failed": "ERROR", "done": "CHECKMARK"}.get(job.state, "INFO")
+    col = layout.column(align=True)
+    for i, line in enumerate(jobs.wrap(job.message, 48)):
+        col.label(text=line, icon=icon if i == 0 else "BLANK1")
+
+
 def draw_animate(layout, obj) -> None:
     """Animate Photo, or the running job's progress bar and Cancel; the last job's outcome below."""
-    job = backend.job_for(obj.name)
+    job = jobs.job_for(obj.name)
     if job is not None and job.active:
         row = layout.row(align=True)
         _progress(row, job.progress, job.text)
@@ -80,16 +88,28 @@ def draw_animate(layout, obj) -> None:
         op.object_name = obj.name
         return
     layout.operator("imagedyn.animate_photo", icon="PLAY")
-    if job is not None and job.message:
-        icon = {"failed": "ERROR", "done": "CHECKMARK"}.get(job.state, "INFO")
-        col = layout.column(align=True)
-        for i, line in enumerate(backend.wrap(job.message, 48)):
-            col.label(text=line, icon=icon if i == 0 else "BLANK1")
+    _draw_outcome(layout, job)
+
+
+def draw_neural(layout, obj) -> None:
+    """The Neural Frames rows of the Motion panel: Render (or progress + Cancel), Use Mesh Warp, last outcome."""
+    job = jobs.job_for(neural_ops.job_key(obj))
+    if job is not None and job.active:
+        row = layout.row(align=True)
+        _progress(row, job.progress, f"Neural frames: {job.text}")
+        row.operator("imagedyn.cancel_neural", text="", icon="CANCEL")
+        return
+    row = layout.row(align=True)
+    row.operator("imagedyn.render_neural", icon="RENDER_ANIMATION")
+    if neural_ops.shows_neural_frames(obj):
+        row.operator("imagedyn.neural_to_compositor", text="", icon="NODE_COMPOSITING")
+        row.operator("imagedyn.use_mesh_warp", text="", icon="MOD_MESHDEFORM")
+    _draw_outcome(layout, job)
 
 
 def draw_status_bar(self, context) -> None:
     """Appended to the status bar: one progress bar (and cancel button) per running job."""
-    for job in backend.active_jobs():
+    for job in jobs.active_jobs():
         row = self.layout.row(align=True)
         _progress(row, job.progress, f"{job.label} '{job.key}': {job.text}")
         op = row.operator("imagedyn.cancel_animate", text="", icon="CANCEL")

@@ -78,13 +78,13 @@ def server(tmp_path_factory):
 @pytest.fixture
 def bpy(monkeypatch, server):
     bpy = fresh_scene(fps=30)
-    from addon import backend
+    from addon import jobs, prefs
 
-    monkeypatch.setenv(backend.ENV_URL, server)
+    monkeypatch.setenv(prefs.ENV_URL, server)
     yield bpy
-    for job in backend.active_jobs():
-        backend.cancel(job.key)
-    backend.wait_idle(10)
+    for job in jobs.active_jobs():
+        jobs.cancel(job.key)
+    jobs.wait_idle(10)
 
 
 def _volume(k=3, num_frames=24):
@@ -142,12 +142,12 @@ def _read_png(path) -> np.ndarray:
 
 
 def _run(bpy, obj, timeout=120.0, **props):
-    from addon import backend, neural_ops
+    from addon import jobs, neural_ops
 
     assert bpy.ops.imagedyn.render_neural(renderer="tiny", **props) == {"FINISHED"}
-    job = backend.job_for(neural_ops.job_key(obj))
+    job = jobs.job_for(neural_ops.job_key(obj))
     assert job is not None and job.active
-    assert backend.wait_idle(timeout), f"still running after {timeout} s: {job.text}"
+    assert jobs.wait_idle(timeout), f"still running after {timeout} s: {job.text}"
     return job
 
 
@@ -247,7 +247,7 @@ def test_request_carries_the_timeline_loop_and_pokes(bpy, tmp_path):
 
 @pytest.mark.bpy
 def test_cancelled_render_leaves_the_scene_and_the_folder_untouched(bpy, tmp_path):
-    from addon import backend, neural_ops
+    from addon import jobs, neural_ops
 
     obj = _plane(bpy, tmp_path, size=(512, 320))
     scene = bpy.context.scene
@@ -255,15 +255,15 @@ def test_cancelled_render_leaves_the_scene_and_the_folder_untouched(bpy, tmp_pat
     mat = obj.material_slots[0].material
     links_before = sorted((link.from_node.name, link.to_node.name) for link in mat.node_tree.links)
     assert bpy.ops.imagedyn.render_neural(renderer="tiny") == {"FINISHED"}
-    job = backend.job_for(neural_ops.job_key(obj))
+    job = jobs.job_for(neural_ops.job_key(obj))
     deadline = time.monotonic() + 60
     while not (job.text.startswith("Rendering") and job.progress > 0):
-        backend.process_events()
+        jobs.process_events()
         assert job.active, job.message
         assert time.monotonic() < deadline, job.text
         time.sleep(0.05)
     assert bpy.ops.imagedyn.cancel_neural() == {"FINISHED"}
-    assert backend.wait_idle(30)
+    assert jobs.wait_idle(30)
     assert job.state == "cancelled"
     assert not (tmp_path / "scene_neural").exists()
     assert neural_ops.NODE_NAME not in mat.node_tree.nodes

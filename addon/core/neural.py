@@ -13,6 +13,8 @@ import re
 
 import numpy as np
 
+from .png import encode_png
+
 FRAME_PREFIX = "frame_"
 FRAME_RE = re.compile(r"^frame_(\d{4,})\.(png|exr)$")
 FORMATS = ("png", "exr")
@@ -63,8 +65,6 @@ def anchor_mask(uv: np.ndarray, weights: np.ndarray, max_side: int = 1024) -> np
 
 def mask_png(mask: np.ndarray) -> bytes:
     """Motion mask (h, w) in [0, 1] -> greyscale-as-RGB 8-bit PNG bytes (white = 1)."""
-    from .png import encode_png
-
     grey = np.clip(np.rint(np.asarray(mask, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
     return encode_png(np.repeat(grey[..., None], 3, axis=2))
 
