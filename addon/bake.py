@@ -4,10 +4,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-import bpy
 import numpy as np
 
-from . import animation, plane, shapekeys
+from . import animation, plane, pokes, shapekeys, volumes
 from .core import mesh as core_mesh
 from .core import spectral
 
@@ -32,23 +31,6 @@ class BakeResult:
     loop_frames: int = 0
     vertices: int = 0
     warnings: list = dataclasses.field(default_factory=list)
-
-
-def read_volume(filepath: str) -> spectral.SpectralVolume:
-    """Load and validate a volume; SpectralVolumeError (with the field at fault) when the file is wrong."""
-    if not filepath:
-        raise spectral.SpectralVolumeError("file", "no file chosen")
-    return spectral.load_npz(bpy.path.abspath(filepath))
-
-
-def volume_error_message(exc: spectral.SpectralVolumeError) -> str:
-    return (f"Not a usable spectral volume: {exc}. Choose an .npz written by 'image-dynamics extract clip.mp4 "
-            "-o v.npz' or by the backend")
-
-
-def summary(volume: spectral.SpectralVolume) -> str:
-    return (f"K={volume.k} bands, {volume.num_frames} frames @ {volume.fps:g} fps, map {volume.width}x"
-            f"{volume.height}, for a {volume.source_size[0]}x{volume.source_size[1]} image")
 
 
 def photo_size(obj):
@@ -82,7 +64,7 @@ def apply_volume_settings(obj, scene, volume: spectral.SpectralVolume, filepath:
     props = obj.imagedyn
     props.loop_start = scene.frame_start
     props.volume_path = filepath
-    props.volume_summary = summary(volume)
+    props.volume_summary = volumes.summary(volume)
     props.volume_num_frames = volume.num_frames
     props.volume_fps = volume.fps
     scene_fps = scene.render.fps / scene.render.fps_base
@@ -96,7 +78,7 @@ def bake(context, obj, request: BakeRequest, volume: spectral.SpectralVolume | N
     Raises SpectralVolumeError for a bad file and shapekeys.BakeError for a plane that cannot take the motion.
     """
     if volume is None:
-        volume = read_volume(request.volume_path)
+        volume = volumes.read_volume(request.volume_path)
     result = BakeResult()
     warning = aspect_warning(volume, obj)
     if warning:
@@ -109,7 +91,7 @@ def bake(context, obj, request: BakeRequest, volume: spectral.SpectralVolume | N
         result.bands = shapekeys.bake_modal_keys(obj, volume.coeffs, request.anchor_group,
                                                  progress=lambda done, _total: wm.progress_update(done),
                                                  depth=obj.imagedyn.depth_from_motion)
-        result.loop_frames = animation.write_loop(obj)
+        result.loop_frames = pokes.write_motion(obj)
     finally:
         wm.progress_end()
     result.vertices = len(obj.data.vertices)

@@ -20,23 +20,21 @@ and (re)starts a short ``bpy.app.timers`` countdown; the timer re-simulates only
 from __future__ import annotations
 
 import logging
-import os
 
 import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty
 from mathutils import Euler, Matrix, Quaternion, Vector
 
-from . import animation, bake, compat, shapekeys
+from . import animation, compat, shapekeys, volumes
 from .core import mesh as core_mesh
-from .core import modal, pokes_bake, spectral
+from .core import modal, pokes_bake
 
 log = logging.getLogger(__name__)
 
 TRIGGER_PATH = "imagedyn_poke.trigger"
 SIGNATURE_KEY = "_imagedyn_pokes"  # on the plane: signature of the simulated request ('_' hides it in the UI)
 DEBOUNCE_SECONDS = 0.15
-_VOLUMES: dict = {}  # abspath -> (mtime_ns, size, SpectralVolume)
 _ERRORS: dict = {}  # plane name -> last auto-simulation problem (shown in the panel)
 _state = {"busy": False}
 
@@ -147,27 +145,11 @@ def arrow_in_plane(empty, plane, frame: float):
 
 
 def load_volume(plane):
-    """The plane's spectral volume (cached by path and modification time)."""
-    path = plane.imagedyn.volume_path
-    if not path:
-        raise PokeError(f"'{plane.name}' has no spectral volume: use 'Load Spectral Volume' first")
-    full = bpy.path.abspath(path)
+    """(volume, source) of the plane's spectral volume (read once per file version); PokeError when it is gone."""
     try:
-        st = os.stat(full)
-    except OSError:
-        raise PokeError(f"The spectral volume '{path}' of '{plane.name}' is missing: pokes need it to simulate; "
-                        "load it again with 'Load Spectral Volume'") from None
-    cached = _VOLUMES.get(full)
-    if cached is not None and cached[:2] == (st.st_mtime_ns, st.st_size):
-        return cached[2], f"{full}@{st.st_mtime_ns}"
-    try:
-        volume = bake.read_volume(path)
-    except spectral.SpectralVolumeError as exc:
-        raise PokeError(bake.volume_error_message(exc)) from None
-    if len(_VOLUMES) >= 4:
-        _VOLUMES.clear()
-    _VOLUMES[full] = (st.st_mtime_ns, st.st_size, volume)
-    return volume, f"{full}@{st.st_mtime_ns}"
+        return volumes.plane_volume(plane, "pokes need it to simulate")
+    except volumes.VolumeUnavailable as exc:
+        raise PokeError(str(exc)) from None
 
 
 def build_request(plane, scene):
@@ -234,8 +216,13 @@ def simulate(plane, scene=None) -> list:
 
 
 def write_motion(plane) -> int:
-    """``animation.write_loop`` for a plane with pokes: simulate, or fall back to the plain loop with a warning.
-    Returns the loop length in frames."""
+    """THE place that decides what a baked plane's keys play: loop + pokes over the scene range when it has poke
+    Empties (falling back to the plain loop, with the problem kept for the panel, when they cannot be simulated),
+    else the plain cyclic loop. Returns the loop length in frames (0 for a plane without modal keys)."""
+    if not shapekeys.modal_keys(plane):
+        return 0
+    if not has_pokes(plane):
+        return animation.write_plain_loop(plane)
     try:
         for warning in simulate(plane):
             log.warning(warning)
@@ -392,6 +379,6 @@ def unregister_properties():
         bpy.app.handlers.depsgraph_update_post.remove(on_depsgraph_update)
     if bpy.app.timers.is_registered(_check_timer):
         bpy.app.timers.unregister(_check_timer)
-    _VOLUMES.clear()
+    volumes.forget()
     _ERRORS.clear()
     del bpy.types.Object.imagedyn_poke

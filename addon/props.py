@@ -20,7 +20,7 @@ def _update_loop(self, context):
     obj = self.id_data
     if not shapekeys.has_modal_keys(obj):
         return
-    length = animation.write_loop(obj)
+    length = pokes.write_motion(obj)
     scene = context.scene if context is not None else None
     # A plane with pokes is simulated over the scene's range: never shrink that range to one loop.
     if scene is not None and scene.imagedyn.set_frame_range and length and not pokes.has_pokes(obj):
@@ -30,7 +30,7 @@ def _update_loop(self, context):
 def _update_motion(self, context):
     """Loop strength and poke settings: rewrite loop (+ pokes) keyframes, leave the frame range alone."""
     if shapekeys.has_modal_keys(self.id_data):
-        animation.write_loop(self.id_data)
+        pokes.write_motion(self.id_data)
 
 
 def _update_depth(self, context):

@@ -32,7 +32,7 @@ def main(argv=None) -> int:
 
     import bpy
 
-    from addon import animation, bake, shapekeys
+    from addon import bake, pokes, shapekeys, volumes
     from addon.core import spectral
 
     scene = blender_scene.start_blender(fps=30)
@@ -48,12 +48,12 @@ def main(argv=None) -> int:
         bake_times, key_times = [], []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            loaded = bake.read_volume(npz)
+            loaded = volumes.read_volume(npz)
             bake.apply_volume_settings(obj, scene, loaded, npz)
             result = bake.bake(bpy.context, obj, bake.BakeRequest(volume_path=npz), loaded)
             bake_times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            animation.write_loop(obj)
+            pokes.write_motion(obj)
             key_times.append(time.perf_counter() - t0)
         assert len(shapekeys.modal_keys(obj)) == args.k
 
