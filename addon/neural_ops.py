@@ -25,7 +25,7 @@ from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from . import animation, compat, jobs, plane, prefs, shapekeys
 from .animate_ops import AnimateError, ImageSource, image_source
-from .core import neural, protocol
+from .core import neural, png, protocol
 from .core.protocol import BackendError, JobCancelled
 from .ops import PlaneOperator
 
@@ -133,7 +133,7 @@ def neural_work(request: NeuralRequest):
     def work(emit, cancel_event) -> NeuralResult:
         with jobs.connected(request.settings, emit, cancel_event) as client:
             emit("Uploading", 0.0)
-            mask = neural.mask_png(neural.anchor_mask(*request.anchor)) if request.anchor is not None else None
+            mask = png.encode_mask(neural.anchor_mask(*request.anchor)) if request.anchor is not None else None
             body = neural.render_body(request.image.encoded(), request.volume, request.frames, request.modal,
                                       request.fmt, request.size, request.renderer or None, mask)
             final, data = jobs.follow(client, client.submit("render", body), emit, cancel_event,

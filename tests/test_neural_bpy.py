@@ -52,13 +52,14 @@ def test_anchor_mask_maps_a_grid_plane_vertex_to_cell_and_fills_gaps():
     assert holed.shape == (rows, cols) and np.isclose(holed[1, 2], np.mean(np.delete(mask.ravel(), 7)), atol=0.2)
     assert np.allclose(np.delete(holed.ravel(), 7), np.delete(mask.ravel(), 7))
     # PNG bytes that the backend reads back to the same mask within 8-bit steps.
+    from addon.core import png
     from backend.render.render import mask_from_image
     from PIL import Image
     import io
 
-    back = mask_from_image(np.asarray(Image.open(io.BytesIO(neural.mask_png(mask)))))
+    back = mask_from_image(np.asarray(Image.open(io.BytesIO(png.encode_mask(mask)))))
     assert np.abs(back - mask).max() <= 0.5 / 255 + 1e-6
-    body = neural.render_body(b"x", b"y", [1], np.zeros((1, 4, 2)), motion_mask=neural.mask_png(mask))
+    body = neural.render_body(b"x", b"y", [1], np.zeros((1, 4, 2)), motion_mask=png.encode_mask(mask))
     assert "motion_mask" in body and "motion_mask" not in neural.render_body(b"x", b"y", [1], np.zeros((1, 4, 2)))
     with pytest.raises(ValueError, match="UVs and N weights"):
         neural.anchor_mask(uv, weights[:-1])
