@@ -18,10 +18,10 @@ import bpy
 import numpy as np
 from bpy.props import StringProperty
 
-from . import bake, jobs, plane, prefs, shapekeys
-from .core import png, protocol, spectral
+from . import bake, brush, jobs, overlay, plane, prefs, shapekeys
+from .core import hint, png, protocol, spectral
 from .core.protocol import BackendError, JobCancelled
-from .ops import PlaneOperator
+from .ops import PlaneOperator, active_mesh
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ class AnimateRequest:
     image: ImageSource
     params: protocol.PredictParams
     settings: jobs.BackendSettings
+    moves: bytes | None = None  # the motion brush's hint (greyscale PNG), None = automatic
+    brush: str = ""  # brush.digest of the painted brush the hint was drawn from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +70,7 @@ class AnimateResult:
     job_id: str
     cached: bool
     model: str | None
+    brush: str = ""
 
 
 def image_source(image) -> ImageSource:
@@ -100,13 +103,19 @@ def animate_work(request: AnimateRequest):
     def work(emit, cancel_event) -> AnimateResult:
         with jobs.connected(request.settings, emit, cancel_event) as client:
             emit("Uploading the photo", 0.0)
-            status = client.submit_predict(
-                request.image.encoded(), request.params, busy_wait=BUSY_WAIT, cancelled=cancel_event.is_set,
-                on_busy=lambda seconds: emit(f"Backend busy (queue full): retrying in {seconds:.0f} s", 0.0))
+            try:
+                status = client.submit_predict(
+                    request.image.encoded(), request.params, moves=request.moves, busy_wait=BUSY_WAIT,
+                    cancelled=cancel_event.is_set,
+                    on_busy=lambda seconds: emit(f"Backend busy (queue full): retrying in {seconds:.0f} s", 0.0))
+            except JobCancelled:
+                raise
+            except BackendError as exc:
+                raise protocol.moves_refused(exc) if request.moves is not None else exc from None
             final, data = jobs.follow(client, status, emit, cancel_event, "Downloading the motion")
             if cancel_event.is_set():
                 raise JobCancelled()
-        return AnimateResult(data, final.id, final.cached, final.model)
+        return AnimateResult(data, final.id, final.cached, final.model, request.brush)
 
     return work
 
@@ -157,11 +166,17 @@ def apply_result(job, result: AnimateResult) -> str:
         baked = bake.bake(context, obj, request, volume)
     except (shapekeys.BakeError, spectral.SpectralVolumeError, RuntimeError, ValueError) as exc:
         raise BackendError("bake_failed", f"The motion was saved to {stored} but could not be baked: {exc}") from exc
+    if result.brush:
+        obj[brush.PREDICTED_WITH] = result.brush
+    elif brush.PREDICTED_WITH in obj:
+        del obj[brush.PREDICTED_WITH]
+    overlay.refresh(obj)  # the brush's preview ends once the volume honours it
     jobs.push_undo(f"{LABEL} '{obj.name}'")
     where = "" if beside else " (in a temporary folder: save the .blend and animate again to keep it beside it)"
     cached = " from the backend's cache" if result.cached else ""
+    steered = " with the motion brush" if result.brush else ""
     notes = " ".join(baked.warnings)
-    return (f"Baked {2 * baked.bands} modal shape keys{cached}, loop of {baked.loop_frames} frames; volume "
+    return (f"Baked {2 * baked.bands} modal shape keys{cached}{steered}, loop of {baked.loop_frames} frames; volume "
             f"{stored}{where}" + (f". {notes}" if notes else ""))
 
 
@@ -171,6 +186,7 @@ class IMAGEDYN_OT_animate_photo(PlaneOperator, bpy.types.Operator):
 
     bl_idname = "imagedyn.animate_photo"
     bl_label = "Animate Photo"
+    find_plane = staticmethod(lambda context: active_mesh(context, modes=("OBJECT", "WEIGHT_PAINT")))
 
     def run(self, context, obj):
         image = plane.find_image(obj)
@@ -186,16 +202,24 @@ class IMAGEDYN_OT_animate_photo(PlaneOperator, bpy.types.Operator):
         try:
             protocol.normalize_url(settings.url)
             source = image_source(image)
-        except (AnimateError, BackendError) as exc:
+            drawn = brush.hint_image(obj, tuple(image.size))
+        except (AnimateError, BackendError, hint.HintError) as exc:
             self.report({"ERROR"}, getattr(exc, "message", None) or str(exc))
             return {"CANCELLED"}
+        moves, steered = None, ""
+        if drawn is not None:
+            moves, _mask, report, painted = drawn
+            steered = brush.digest(painted)
+            for warning in report.warnings():
+                self.report({"WARNING"}, warning)
         props = obj.imagedyn
         params = protocol.PredictParams(steps=props.animate_steps, guidance=props.animate_guidance,
                                         loop=props.animate_loop, seed=props.animate_seed)
-        request = AnimateRequest(obj.name, source, params, settings)
+        request = AnimateRequest(obj.name, source, params, settings, moves, steered)
         jobs.start_job(obj.name, LABEL, animate_work(request), apply_result)
-        self.report({"INFO"}, f"Animating '{obj.name}' with the backend at {settings.url}: progress in the Motion "
-                              "panel and the status bar")
+        with_brush = f" and the motion brush '{brush.GROUP}'" if moves is not None else ""
+        self.report({"INFO"}, f"Animating '{obj.name}'{with_brush} with the backend at {settings.url}: progress in "
+                              "the Motion panel and the status bar")
         return {"FINISHED"}
 
 

@@ -20,10 +20,10 @@ ANCHOR_GROUP = "IDyn_anchor"
 USER_ERRORS = (plane.PlaneError, shapekeys.BakeError, spectral.SpectralVolumeError, pokes.PokeError)
 
 
-def active_mesh(context):
-    """The active object when it is a mesh in Object Mode, else None."""
+def active_mesh(context, modes=("OBJECT",)):
+    """The active object when it is a mesh in one of ``modes`` (Object Mode), else None."""
     obj = context.active_object
-    return obj if obj is not None and obj.type == "MESH" and obj.mode == "OBJECT" else None
+    return obj if obj is not None and obj.type == "MESH" and obj.mode in modes else None
 
 
 def report_error(op, exc: Exception) -> set:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import jobs, neural_ops, pokes, shapekeys
+from . import brush, jobs, neural_ops, pokes, shapekeys, wind
 
 
 class _SidebarPanel:
@@ -138,10 +138,49 @@ class IMAGEDYN_PT_loop(_SidebarPanel, bpy.types.Panel):
         layout.enabled = shapekeys.has_modal_keys(obj)
         _prop_column(layout, props, "amplitude", "speed")
         _prop_column(layout, props, "loop_frames", "loop_start", "start_offset")
-        row = layout.row(align=True)
+        layout.prop(props, "depth_from_motion")
+
+
+class IMAGEDYN_PT_steer(_SidebarPanel, bpy.types.Panel):
+    """Where it moves (motion brush, Anchor), which way (wind arrows), the border (Pin Edges), and Show Motion."""
+
+    bl_label = "Steer the Motion"
+    bl_parent_id = "IMAGEDYN_PT_motion"
+
+    def draw(self, context):
+        layout = self.layout
+        obj = context.active_object
+        props = obj.imagedyn
+        baked = shapekeys.has_modal_keys(obj)
+        col = layout.column(align=True)
+        row = col.row(align=True)
+        row.operator("imagedyn.paint_motion", icon="BRUSH_DATA")
+        if brush.GROUP in obj.vertex_groups:
+            row.operator("imagedyn.remove_brush", text="", icon="X")
+        col.label(text="Brush: what the model animates (before Animate Photo)", icon="INFO")
+        col = layout.column(align=True)
+        row = col.row(align=True)
         row.prop_search(props, "anchor_group", obj, "vertex_groups", text="Anchor")
         row.operator("imagedyn.add_anchor", text="", icon="ADD")
-        layout.prop(props, "depth_from_motion")
+        col.label(text="Anchor: holds parts still in Blender, any motion", icon="INFO")
+        col = layout.column(align=True)
+        col.enabled = baked
+        row = col.row(align=True)
+        row.operator("imagedyn.wind_add", icon="FORCE_WIND")
+        count = len(wind.plane_winds(obj))
+        if count:
+            row.operator("imagedyn.wind_clear", text="", icon="TRASH")
+            col.label(text=f"{count} wind arrow{'' if count == 1 else 's'}: move / rotate / scale to steer",
+                      icon="INFO")
+        error = wind.last_error(obj)
+        if error:
+            for i, line in enumerate(jobs.wrap(error, 48)):
+                layout.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+        row = layout.row(align=True)
+        row.prop(props, "pin_edges")
+        row.prop(props, "show_motion", toggle=True, icon="SHADING_RENDERED")
+        if props.show_motion and props.motion_peak > 0:
+            layout.label(text=f"Peak motion {100 * props.motion_peak:.2f}% of the photo's height")
 
 
 class IMAGEDYN_PT_pokes(_SidebarPanel, bpy.types.Panel):
@@ -187,7 +226,8 @@ class IMAGEDYN_PT_pokes(_SidebarPanel, bpy.types.Panel):
                       else "No trigger key: keyframe Trigger (I) at the poke's frame")
 
 
-classes = (IMAGEDYN_PT_plane, IMAGEDYN_PT_motion, IMAGEDYN_PT_animate, IMAGEDYN_PT_loop, IMAGEDYN_PT_pokes)
+classes = (IMAGEDYN_PT_plane, IMAGEDYN_PT_motion, IMAGEDYN_PT_animate, IMAGEDYN_PT_steer, IMAGEDYN_PT_loop,
+           IMAGEDYN_PT_pokes)
 
 
 def register_status_bar() -> None:

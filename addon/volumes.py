@@ -61,6 +61,15 @@ def plane_volume(plane, purpose: str = "this") -> tuple:
     return volume, f"{full}@{st.st_mtime_ns}"
 
 
+def version(path: str) -> str:
+    """Identifies one version of a volume file (absolute path and modification time); '' when it is missing."""
+    full = bpy.path.abspath(path) if path else ""
+    try:
+        return f"{full}@{os.stat(full).st_mtime_ns}" if full else ""
+    except OSError:
+        return ""
+
+
 def forget() -> None:
     """Drop every cached volume (unregister, benchmarks)."""
     _CACHE.clear()

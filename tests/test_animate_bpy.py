@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from bpy_helpers import flat_plane_frame, fresh_scene, positions_at, stripes, write_image
+from bpy_helpers import flat_plane_frame, fresh_scene, pinned, positions_at, stripes, write_image
 from service_helpers import (VENV_PYTHON, encode, free_port, kill_process, photo, start_server_process,
                              stop_process)
 
@@ -99,7 +99,7 @@ def test_animate_bakes_modal_keys_saves_the_volume_beside_the_blend_and_hits_the
     uv, rest, eu, ev = flat_plane_frame(obj)
     for frame in (1, 40):
         t = (frame - 1) / volume.fps
-        expected = rest + mesh.predicted_offsets(volume.coeffs, volume.freqs_hz, t, uv, eu, ev, 1.0)
+        expected = rest + pinned(mesh.predicted_offsets(volume.coeffs, volume.freqs_hz, t, uv, eu, ev, 1.0), obj)
         assert np.abs(positions_at(obj, frame) - expected).max() < TOL
 
     again = _run(bpy, obj)

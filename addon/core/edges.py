@@ -12,7 +12,9 @@ edge keeps only its motion along ev (it slides along the edge and the edge stays
 border), a corner vertex is still, and the motion returns to full within a few rows without a crease. Distances
 are counted in grid steps per direction (the spacing of the plane's distinct U and V values), so ``rows`` means
 rows of vertices whatever the grid's density or aspect. Applied to the modal keys' offsets, it holds for every
-frame of a loop and of a poke simulation alike (they only weight those keys).
+frame of a loop and of a poke simulation alike (they only weight those keys). The factors are applied where the
+volume is sampled at the vertices (``core.mesh.modal_offsets(..., factors=edge_factors(uv))``): the motion along eu
+and ev is the sampled x and y displacement.
 """
 from __future__ import annotations
 
@@ -52,20 +54,3 @@ def edge_factors(uv: np.ndarray, rows: int = PIN_ROWS) -> np.ndarray:
         distance[distance < 1e-6 * max(hi - lo, 1e-12)] = 0.0  # exactly on the border
         out[:, axis] = smoothstep(distance / (rows * step))
     return out
-
-
-def pin_offsets(offsets: np.ndarray, uv: np.ndarray, eu, ev, rows: int = PIN_ROWS) -> np.ndarray:
-    """Modal key offsets (..., N, 3) with the border pinned (a new float32 array; unchanged when ``rows`` is 0).
-
-    The offsets are split into ``a * eu + b * ev + c * n`` (n = eu x ev), ``a`` and ``b`` are multiplied by
-    :func:`edge_factors`, and put back together."""
-    offsets = np.asarray(offsets)
-    if rows <= 0:
-        return offsets.astype(np.float32, copy=True)
-    eu = np.asarray(eu, dtype=np.float64)
-    ev = np.asarray(ev, dtype=np.float64)
-    basis = np.stack([eu, ev, np.cross(eu, ev)], axis=1)  # (3, 3): columns eu, ev, n
-    coords = offsets.astype(np.float64) @ np.linalg.inv(basis).T  # (..., N, 3): a, b, c
-    factors = edge_factors(uv, rows)  # (N, 2)
-    coords[..., :2] *= factors
-    return (coords @ basis.T).astype(np.float32)

@@ -184,3 +184,17 @@ def apply_arrows(coeffs: np.ndarray, arrows, pixel_aspect: float = 1.0) -> np.nd
         block[:, 2:4] = np.where(touched, new_y, y)
         out[:, :, ys, xs] = block.astype(np.float32)
     return out
+
+
+def touched_vertices(changed: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices of the vertices at map pixel positions ``x``, ``y`` (N,) whose bilinear sample (the four pixels
+    around them, as ``spectral.sample_bilinear`` picks them) reads a pixel where ``changed`` (H, W) is True: the
+    vertices a changed volume moves, so a live re-bake samples only those."""
+    h, w = changed.shape
+    px = np.clip(np.asarray(x, dtype=np.float64) - 0.5, 0.0, w - 1)
+    py = np.clip(np.asarray(y, dtype=np.float64) - 0.5, 0.0, h - 1)
+    x0 = np.minimum(np.floor(px).astype(np.int64), max(w - 2, 0))
+    y0 = np.minimum(np.floor(py).astype(np.int64), max(h - 2, 0))
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    hit = changed[y0, x0] | changed[y0, x1] | changed[y1, x0] | changed[y1, x1]
+    return np.flatnonzero(hit)
