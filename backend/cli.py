@@ -47,7 +47,8 @@ def _cmd_extract(args) -> int:
         size = parse_size(args.size)
         t0 = time.perf_counter()
         result = extract(video, start=args.start, num_frames=args.frames, k=args.k, size=size, fps=args.fps,
-                         method=args.method, force=args.force, progress=not args.quiet)
+                         method=args.method, force=args.force, progress=not args.quiet,
+                         remove_camera=not args.keep_camera)
         seconds = time.perf_counter() - t0
     except (VideoError, RejectedWindow) as exc:
         raise UserError(str(exc)) from None
@@ -60,7 +61,9 @@ def _cmd_extract(args) -> int:
     peak_k = int(amp[1:].reshape(vol.k - 1, -1).mean(axis=1).argmax()) + 1 if vol.k > 1 else 0
     print(f"wrote {output}: K={vol.k} map {vol.width}x{vol.height} from {vol.source_size[0]}x{vol.source_size[1]}, "
           f"T={vol.num_frames} frames at {vol.fps:g} fps (frames {args.start}..{args.start + vol.num_frames - 1}); "
-          f"moving pixels {100 * st.fraction_moving:.1f}%, mean motion {st.mean_motion_px:.2f} px, "
+          f"moving pixels {100 * st.fraction_moving:.1f}% of the {100 * st.trusted_fraction:.0f}% trusted, "
+          f"mean motion {st.mean_motion_px:.2f} px"
+          + (f", camera motion removed (up to {st.camera_px:.1f} px)" if st.camera_px > 0 else "") + ", "
           f"strongest band {vol.freqs_hz[peak_k]:.2f} Hz; {vol.num_frames / seconds:.1f} frames/s")
     if args.preview:
         from backend.device import resolve_device
@@ -105,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fps", type=float, help="override the clip's frame rate")
     e.add_argument("--method", choices=("dis", "farneback"), default="dis", help="optical flow (default dis)")
     e.add_argument("--force", action="store_true", help="extract even if a rejection rule fires")
+    e.add_argument("--keep-camera", action="store_true",
+                   help="keep the camera's own motion (default: a global motion fitted per frame is removed)")
     e.add_argument("--preview", help="also write a warped preview loop of the start frame (.mp4 or .gif)")
     e.add_argument("--device", default="auto", help="where the preview renders: auto (CUDA when present), cpu, cuda")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

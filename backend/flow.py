@@ -107,3 +107,58 @@ def compute_trajectories(frames: np.ndarray, config: FlowConfig = FlowConfig(), 
         flow = estimator(ref, _gray(frames[i]), flow)
         traj[i] = flow.transpose(2, 0, 1)
     return traj
+
+
+# ------------------------------------------------------------------------------------------------ trust
+@dataclasses.dataclass(frozen=True)
+class TrustConfig:
+    """Where dense flow can be believed (DIS invents large motion in clear sky and black backgrounds).
+
+    Three factors in [0, 1], multiplied: local contrast of frame 0 (standard deviation of grey over a
+    ``window`` x ``window`` box, 0 at ``contrast_floor``, 1 at twice it; 0..255 units), brightness (0 at
+    ``dark_floor``, 1 at twice it) and forward-backward consistency (the flow back from frame t, sampled where the
+    forward flow lands, must cancel it within ``fb_px`` + ``fb_rel`` x |F| at a share of the checked frames: 0 at
+    half, 1 at ``fb_full``), checked every ``check_every`` frames."""
+    window: int = 7
+    contrast_floor: float = 3.0
+    dark_floor: float = 12.0
+    check_every: int = 10
+    fb_px: float = 0.5
+    fb_rel: float = 0.1
+    fb_full: float = 0.9
+
+
+def contrast_and_brightness(frame: np.ndarray, cfg: TrustConfig = TrustConfig()) -> np.ndarray:
+    """Trust (H, W) float32 in [0, 1] of frame 0 alone: local contrast times brightness."""
+    g = _gray(frame).astype(np.float32)
+    box = (cfg.window, cfg.window)
+    mean = cv2.blur(g, box)
+    std = np.sqrt(np.maximum(cv2.blur(g * g, box) - mean * mean, 0.0))
+    contrast = np.clip(std / cfg.contrast_floor - 1.0, 0.0, 1.0)
+    bright = np.clip(mean / cfg.dark_floor - 1.0, 0.0, 1.0)
+    return (contrast * bright).astype(np.float32)
+
+
+def forward_backward_consistency(frames: np.ndarray, traj: np.ndarray, flow: FlowConfig = FlowConfig(),
+                                 cfg: TrustConfig = TrustConfig()) -> np.ndarray:
+    """Share (H, W) float32 of checked frames t (every ``check_every``-th) at which the backward flow t -> 0
+    cancels the forward trajectory F_t: |F_t(p) + B_t(p + F_t(p))| <= fb_px + fb_rel * |F_t(p)|."""
+    estimator = FlowEstimator(flow)
+    ref = _gray(frames[0])
+    checks = list(range(cfg.check_every, frames.shape[0], cfg.check_every)) or [frames.shape[0] - 1]
+    ok = np.zeros(traj.shape[2:], np.float32)
+    for t in checks:
+        fwd = traj[t]
+        back = estimator(_gray(frames[t]), ref, -fwd.transpose(1, 2, 0))  # (H, W, 2), warm-started at -F_t
+        landed = sample_at(back, fwd)  # B_t(p + F_t(p)), (H, W, 2)
+        err = np.sqrt(((fwd.transpose(1, 2, 0) + landed) ** 2).sum(axis=2))
+        ok += err <= cfg.fb_px + cfg.fb_rel * np.sqrt((fwd ** 2).sum(axis=0))
+    return ok / len(checks)
+
+
+def flow_trust(frames: np.ndarray, traj: np.ndarray, flow: FlowConfig = FlowConfig(),
+               cfg: TrustConfig = TrustConfig()) -> np.ndarray:
+    """Per-pixel confidence (H, W) float32 in [0, 1] of trajectories ``traj`` (T, 2, H, W) from ``frames``."""
+    share = forward_backward_consistency(frames, traj, flow, cfg)
+    fb = np.clip((share - 0.5) / (cfg.fb_full - 0.5), 0.0, 1.0)
+    return (contrast_and_brightness(frames[0], cfg) * fb).astype(np.float32)

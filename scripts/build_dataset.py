@@ -54,7 +54,11 @@ def parse_args(argv=None):
     p.add_argument("--frames", type=int, default=150, help="window length T (default 150)")
     p.add_argument("--fps", type=float, default=30.0, help="synthetic loop frame rate (default 30)")
     p.add_argument("--k", type=int, default=16, help="frequency bins K (default 16)")
-    p.add_argument("--stride", type=int, default=10, help="real clips: every N-th start frame (default 10)")
+    p.add_argument("--stride", type=int, default=15, help="real clips: every N-th start frame (default 15)")
+    p.add_argument("--holdout", default="", help="comma-separated clip names (file names without extension) held "
+                                                  "out from every training stage: split 'test' for evaluation")
+    p.add_argument("--photos", default="", help="photo library (scripts/build_photo_library.py) for procedural "
+                                                 "scenes with real photographs; default: procedural only")
     p.add_argument("--pairs-per-scene", type=int, default=2, help="render pairs per synthetic scene (default 2)")
     p.add_argument("--pairs-per-window", type=int, default=3, help="render pairs per real window (default 3)")
     p.add_argument("--negatives", type=int, default=2,
@@ -75,6 +79,7 @@ def config_from_args(a) -> BuildConfig:
     cfg = BuildConfig(root=os.path.abspath(a.root), synthetic=a.synthetic, videos=tuple(_videos(a.videos)),
                       width=w, height=h, num_frames=a.frames, fps=a.fps, k=a.k, max_bin=a.k - 1, stride=a.stride,
                       pairs_per_scene=a.pairs_per_scene, pairs_per_window=a.pairs_per_window,
+                      holdout=tuple(c for c in a.holdout.split(",") if c), photos=a.photos,
                       negatives=a.negatives, seed=a.seed, chunk=a.chunk)
     try:
         cfg.validate()
@@ -109,10 +114,10 @@ def main(argv=None) -> int:
     clip_frames = {}
     for v in tqdm(cfg.videos, desc="counting clip frames", unit="clip", disable=not cfg.videos):
         try:
-            clip_frames[v] = count_frames(v)
+            clip_frames[v] = count_frames(v, cfg.num_frames)
         except ValueError as e:  # logged in the card as unreadable; the other clips go on
             log.warning("%s", e)
-            clip_frames[v] = (0, 0.0, str(e))
+            clip_frames[v] = (0, 0.0, 1, str(e))
     jobs = plan_jobs(cfg, clip_frames)
     size = lambda j: {"synthetic": len(j.get("scenes", [])), "real": len(j.get("starts", [])),  # noqa: E731
                       "negative": 1}[j["type"]]
@@ -209,20 +214,21 @@ def _print_rate(ran: list, seconds: float, workers: int) -> None:
 def _summary(card: dict) -> None:
     c = card["counts"]["motion"]
     print(f"motion windows: {c['total']} ({c['synthetic']} synthetic, {c['real']} real; train {c['train']}, "
-          f"val {c['val']}); render pairs: {card['counts']['render_pairs']}")
+          f"val {c['val']}, test {c.get('test', 0)}); render pairs: {card['counts']['render_pairs']}")
     syn = card["synthetic"]
     if syn["windows"]:
         print(f"synthetic by kind: {json.dumps(syn['by_kind'], sort_keys=True)}; static kept: "
               f"{syn['static_windows']}")
     if card["real"]["clips"]:
-        print(f"{'clip':40s} {'frames':>6s} {'fps':>6s} {'windows':>7s} {'kept':>5s} {'camera':>6s} {'static':>6s}  "
-              "split/status")
+        print(f"{'clip':40s} {'frames':>6s} {'fps':>6s} {'windows':>7s} {'kept':>5s} {'cam-rm':>6s} {'camera':>6s} "
+              f"{'static':>6s}  split/status")
         for name, cl in sorted(card["real"]["clips"].items()):
             print(f"{name:40s} {cl['frames']:6d} {cl['fps']:6.2f} {cl['windows']:7d} {cl['kept']:5d} "
-                  f"{cl['rejected']['camera_motion']:6d} {cl['rejected']['static']:6d}  "
-                  f"{cl['split'] if cl['status'] == 'ok' else cl['status']}")
+                  f"{cl.get('camera_removed', 0):6d} {cl['rejected']['camera_motion']:6d} {cl['rejected']['static']:6d}"
+                  f"  {cl['split'] if cl['status'] == 'ok' else cl['status']}")
     for n in card["negatives"]:
-        print(f"negative {n['negative']}: verdict {n['verdict']} (fraction moving {n['fraction_moving']:.3f})")
+        print(f"negative {n['negative']}: verdict {n['verdict']}, expected {n['expected']} (fraction moving "
+              f"{n['fraction_moving']:.3f}, camera removed {n['camera_px']:.1f} px)")
     print(f"scales s_k: {' '.join(f'{s:.3g}' for s in card['stats']['scales'])}")
     print(f"time: {card['time']}")
 

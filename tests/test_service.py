@@ -250,7 +250,7 @@ def _failing_jobs(client, cases):
 def test_job_kinds_are_listed_with_their_request_schema(client):
     kinds = {k["name"]: k for k in client.get("/v1/job-kinds").json()["kinds"]}
     assert kinds["predict"]["result_name"] == "volume.npz"
-    assert set(kinds["predict"]["request_schema"]["properties"]) == {"image", "params", "model"}
+    assert set(kinds["predict"]["request_schema"]["properties"]) == {"image", "params", "model", "moves"}
 
 
 def test_register_job_kind_refuses_bad_names_and_duplicates():

@@ -33,7 +33,7 @@ NORMALIZATION_PERCENTILE = 95.0
 
 # Provenance fields: optional, stored as 0-d arrays (strings as unicode, never objects).
 PROVENANCE_STR = ("model", "extracted_from", "sampler")
-PROVENANCE_INT = ("seed", "steps", "start_frame")
+PROVENANCE_INT = ("seed", "steps", "start_frame", "hint")  # hint: 1 when a "moves here" hint steered it
 PROVENANCE_FLOAT = ("guidance", "loop")
 
 

@@ -10,7 +10,7 @@ at least what keeps the rotated crop inside the photo, so no border is invented.
 Colour: brightness, contrast, saturation and white-balance jitter on the images only (the same for I_0 and I_t).
 
 Samples are the numpy dicts of ``backend/data/dataset.py`` (channels first): images ``photo``/``i0``/``it``
-(3, H, W) in [0, 1], ``coeffs`` (K, 4, H, W), ``flow`` (2, H, W), ``weight`` (H, W). Use as
+(3, H, W) in [0, 1], ``coeffs`` (K, 4, H, W), ``flow`` (2, H, W), ``weight`` (H, W), ``trust`` (H, W). Use as
 ``MotionDataset(root, augment=Augment())``; ``Augment()(sample, rng)`` returns a new dict.
 """
 from __future__ import annotations
@@ -121,6 +121,8 @@ def apply_geometry(sample: dict, g: Geometry) -> dict:
         out["flow"] = transform_vectors(_warp(sample["flow"], m), g.L)
     if "weight" in sample:
         out["weight"] = _warp(sample["weight"], m) * float(abs(np.linalg.det(g.L)))  # s^2
+    if "trust" in sample:
+        out["trust"] = np.clip(_warp(sample["trust"], m), 0.0, 1.0)  # a scalar field: resampled, not scaled
     return out
 
 

@@ -34,7 +34,9 @@ class BuildConfig:
     fps: float = 30.0                 # synthetic loop frame rate (real windows use the clip's)
     k: int = 16
     max_bin: int = 15
-    stride: int = 10                  # real clips: every stride-th start frame
+    stride: int = 15                  # real clips: every stride-th start frame
+    holdout: tuple = ()               # real clip names held out from every training stage (split "test")
+    photos: str = ""                  # photo library for photo-textured procedural scenes ("" = procedural only)
     pairs_per_scene: int = 2
     pairs_per_window: int = 3
     negatives: int = 2                # synthetic camera-shake and static clips each, for the rejection rules
@@ -54,12 +56,17 @@ class BuildConfig:
         for v in self.videos:
             if not os.path.isfile(v):
                 raise ValueError(f"video '{v}' does not exist")
+        unknown = set(self.holdout) - {clip_name(v) for v in self.videos}
+        if unknown:
+            raise ValueError(f"--holdout names clips that are not among --videos: {', '.join(sorted(unknown))}")
 
     def signature(self) -> dict:
         """What must match for a resumed build to continue an earlier one."""
         d = dataclasses.asdict(self)
         d.pop("root")
         d["videos"] = sorted(os.path.basename(v) for v in self.videos)
+        d["holdout"] = sorted(self.holdout)
+        d["photos"] = os.path.basename(os.path.normpath(self.photos)) if self.photos else ""
         return d
 
 
@@ -77,7 +84,8 @@ def clip_name(path) -> str:
 
 # ------------------------------------------------------------------------------------------------ jobs
 def plan_jobs(cfg: BuildConfig, clip_frames: dict) -> list:
-    """List of job dicts. ``clip_frames`` maps clip path -> (frames, fps) as counted."""
+    """List of job dicts. ``clip_frames`` maps clip path -> (window frames, their fps, clip frames per window frame)
+    as counted (``windows.count_frames``)."""
     from .windows import window_starts
 
     jobs = []
@@ -85,14 +93,14 @@ def plan_jobs(cfg: BuildConfig, clip_frames: dict) -> list:
         jobs.append({"name": f"syn-{c0 // cfg.chunk:05d}", "type": "synthetic",
                      "scenes": list(range(c0, min(c0 + cfg.chunk, cfg.synthetic)))})
     for path in cfg.videos:
-        n, fps, *error = clip_frames[path]  # (frames, fps) or (0, 0.0, why it cannot be read)
+        n, fps, step, *error = clip_frames[path]  # (frames, fps, step) or (0, 0.0, 1, why it cannot be read)
         starts = window_starts(n, cfg.num_frames, cfg.stride)
         if not starts:
             jobs.append({"name": f"real-{clip_name(path)}-00", "type": "real", "video": path, "starts": [],
-                         "frames": n, "fps": fps, "error": error[0] if error else None})
+                         "frames": n, "fps": fps, "step": step, "error": error[0] if error else None})
         for j, c0 in enumerate(range(0, len(starts), cfg.chunk)):
             jobs.append({"name": f"real-{clip_name(path)}-{j:02d}", "type": "real", "video": path,
-                         "starts": starts[c0:c0 + cfg.chunk], "frames": n, "fps": fps})
+                         "starts": starts[c0:c0 + cfg.chunk], "frames": n, "fps": fps, "step": step})
     for i in range(cfg.negatives):
         for kind in ("shake", "static"):
             jobs.append({"name": f"neg-{kind}-{i:02d}", "type": "negative", "negative": kind, "index": i})
@@ -102,7 +110,7 @@ def plan_jobs(cfg: BuildConfig, clip_frames: dict) -> list:
 def _synthetic_job(job, cfg: BuildConfig, tick: Callable) -> dict:
     from .scenes import SceneConfig, build_scene, render_window
 
-    photos, coeffs, samples = [], [], []
+    photos, coeffs, trust, samples = [], [], [], []
     r = {"i0": [], "it": [], "flow": [], "weight": []}
     pair_samples, kinds = [], {}
     for i in job["scenes"]:
@@ -116,6 +124,7 @@ def _synthetic_job(job, cfg: BuildConfig, tick: Callable) -> dict:
         kinds[kind] = kinds.get(kind, 0) + 1
         photos.append(win.photo)
         coeffs.append(win.coeffs.astype(np.float16))
+        trust.append(np.full(win.photo.shape[:2], 255, np.uint8))  # exact motion
         samples.append({"group": group, "source": "synthetic", "fps": cfg.fps, "num_frames": cfg.num_frames,
                         "scene": i, "kind": kind, "background": scene.info["background"],
                         "static": bool(scene.static), "moving_fraction": round(float(win.moving_mask.mean()), 4)})
@@ -127,7 +136,7 @@ def _synthetic_job(job, cfg: BuildConfig, tick: Callable) -> dict:
             pair_samples.append({"group": group, "source": "synthetic", "t": int(tj), "fps": cfg.fps,
                                  "num_frames": cfg.num_frames, "scene": i, "kind": kind})
         tick(1)
-    _write(cfg.root, job["name"], photos, coeffs, samples, r, pair_samples, cfg)
+    _write(cfg.root, job["name"], photos, coeffs, trust, samples, r, pair_samples, cfg)
     return {"windows": len(samples), "pairs": len(pair_samples), "kinds": kinds,
             "static": sum(s["static"] for s in samples),
             "backgrounds": _count(s["background"] for s in samples)}
@@ -140,11 +149,12 @@ def _count(items) -> dict:
     return out
 
 
-def _write(root, name, photos, coeffs, samples, r, pair_samples, cfg):
+def _write(root, name, photos, coeffs, trust, samples, r, pair_samples, cfg):
     h, w, k = cfg.height, cfg.width, cfg.k
     stack = lambda a, shape, dt: np.stack(a) if a else np.zeros((0,) + shape, dt)  # noqa: E731
     write_shard(root, "motion", name, {"photo": stack(photos, (h, w, 3), np.uint8),
-                                       "coeffs": stack(coeffs, (k, 4, h, w), np.float16)}, samples)
+                                       "coeffs": stack(coeffs, (k, 4, h, w), np.float16),
+                                       "trust": stack(trust, (h, w), np.uint8)}, samples)
     write_shard(root, "render", name, {"i0": stack(r["i0"], (h, w, 3), np.uint8),
                                        "it": stack(r["it"], (h, w, 3), np.uint8),
                                        "flow": stack(r["flow"], (2, h, w), np.float16),
@@ -163,16 +173,16 @@ def _real_job(job, cfg: BuildConfig, tick: Callable) -> dict:
     if job.get("error") or not job["starts"]:
         out["status"] = (f"unreadable: {job['error']}" if job.get("error")
                          else f"too short ({job['frames']} frames < {cfg.num_frames})")
-        _write(cfg.root, job["name"], [], [], [], empty, [], cfg)
+        _write(cfg.root, job["name"], [], [], [], [], empty, [], cfg)
         return out
     first, last = job["starts"][0], job["starts"][-1] + cfg.num_frames
     try:
-        frames = read_frames(job["video"], cfg.width, cfg.height, first, last)
+        frames = read_frames(job["video"], cfg.width, cfg.height, first, last, step=job.get("step", 1))
     except VideoError as e:
         out["status"] = f"unreadable: {e}"
-        _write(cfg.root, job["name"], [], [], [], empty, [], cfg)
+        _write(cfg.root, job["name"], [], [], [], [], empty, [], cfg)
         return out
-    photos, coeffs, samples, pair_samples = [], [], [], []
+    photos, coeffs, trust, samples, pair_samples = [], [], [], [], []
     r = {"i0": [], "it": [], "flow": [], "weight": []}
     group = f"real:{clip}"
     for win in clip_windows(frames, job["starts"], cfg.num_frames, cfg.k, cfg.pairs_per_window,
@@ -183,16 +193,21 @@ def _real_job(job, cfg: BuildConfig, tick: Callable) -> dict:
             out["rejected"].append({"clip": clip, "start": win.start, "reason": win.reason,
                                     "fraction_moving": round(st.fraction_moving, 4),
                                     "mean_motion_px": round(st.mean_motion_px, 3),
-                                    "max_motion_px": round(st.max_motion_px, 3)})
+                                    "max_motion_px": round(st.max_motion_px, 3),
+                                    "camera_px": round(st.camera_px, 2)})
             log.info("%s start %d rejected: %s", clip, win.start, win.message)
         else:
             out["kept"] += 1
             i0 = frames.frames[win.start - first]
             photos.append(i0)
             coeffs.append(win.coeffs.astype(np.float16))
+            trust.append(np.round(win.trust * 255).astype(np.uint8))
+            out["camera_removed"] = out.get("camera_removed", 0) + int(st.camera_px > 0)
             samples.append({"group": group, "source": "real", "fps": frames.fps, "num_frames": cfg.num_frames,
-                            "clip": clip, "start": win.start, "fraction_moving": round(st.fraction_moving, 4),
-                            "mean_motion_px": round(st.mean_motion_px, 3)})
+                            "clip": clip, "start": win.start * frames.step,
+                            "fraction_moving": round(st.fraction_moving, 4),
+                            "mean_motion_px": round(st.mean_motion_px, 3),
+                            "trusted_fraction": round(st.trusted_fraction, 4), "camera_px": round(st.camera_px, 2)})
             for t, ft, flow in win.pairs:
                 r["i0"].append(i0)
                 r["it"].append(ft)
@@ -202,26 +217,29 @@ def _real_job(job, cfg: BuildConfig, tick: Callable) -> dict:
                                      "num_frames": cfg.num_frames, "clip": clip, "start": win.start})
         tick(1)
     out["pairs"] = len(pair_samples)
-    _write(cfg.root, job["name"], photos, coeffs, samples, r, pair_samples, cfg)
+    _write(cfg.root, job["name"], photos, coeffs, trust, samples, r, pair_samples, cfg)
     return out
 
 
 def _negative_job(job, cfg: BuildConfig, tick: Callable) -> dict:
-    """A synthetic clip that the real-clip rules must reject: camera shake over a swaying scene, or a still scene
-    with sensor noise. Nothing is stored; the verdict goes into the card."""
+    """Synthetic clips that check the real-clip rules: camera shake over a swaying scene (the shake must be removed
+    and the window kept) and a still scene with sensor noise (must be rejected as static). Nothing is stored; the
+    verdict goes into the card."""
     from .scenes import SceneConfig, build_scene, render_clip
     from .windows import extract_window
 
     seed = scene_seed(cfg.seed + 7919, job["index"] * 2 + (job["negative"] == "static"))
     shake = job["negative"] == "shake"
     scene = build_scene(SceneConfig(cfg.width, cfg.height, cfg.num_frames, cfg.fps, cfg.k, cfg.max_bin, seed,
-                                    kind="meadow" if shake else "static", amplitude_px=cfg.amplitude_px))
+                                    kind="flowers" if shake else "static", amplitude_px=cfg.amplitude_px))
     frames = render_clip(scene, shake_px=0.04 * cfg.width if shake else 0.0, noise=2.0, seed=seed)
     win = extract_window(frames, cfg.k)
     tick(1)
-    expected = "camera_motion" if shake else "static"
-    return {"negative": job["negative"], "expected": expected, "verdict": win.reason or "kept",
-            "rejected_as_expected": win.reason == expected,
+    expected = "kept" if shake else "static"
+    verdict = win.reason or "kept"
+    return {"negative": job["negative"], "expected": expected, "verdict": verdict,
+            "as_expected": verdict == expected and (not shake or win.stats.camera_px > 0),
+            "camera_px": round(win.stats.camera_px, 2),
             "fraction_moving": round(win.stats.fraction_moving, 4), "mean_motion_px": round(win.stats.mean_motion_px, 3)}
 
 
@@ -280,8 +298,9 @@ def assemble_card(cfg: BuildConfig, jobs: list, logs: dict, seconds: float, new_
             shards[kind].append({"name": job["name"], "count": meta["count"]})
             if kind == "motion":
                 groups += [s["group"] for s in meta["samples"]]
-    val = assign_splits(groups, cfg.seed, cfg.val_fraction, cfg.val_fraction_real)
-    val_set = set(val)
+    test = sorted({f"real:{c}" for c in cfg.holdout} & set(groups))
+    val = assign_splits([g for g in groups if g not in test], cfg.seed, cfg.val_fraction, cfg.val_fraction_real)
+    val_set, test_set = set(val), set(test)
     syn_logs = [logs[j["name"]] for j in jobs if j["type"] == "synthetic"]
     kinds, backgrounds = {}, {}
     for lg in syn_logs:
@@ -296,24 +315,26 @@ def assemble_card(cfg: BuildConfig, jobs: list, logs: dict, seconds: float, new_
         lg = logs[job["name"]]
         c = clips.setdefault(lg["clip"], {"frames": lg["frames"], "fps": lg["fps"], "windows": 0, "kept": 0,
                                           "pairs": 0, "rejected": {"camera_motion": 0, "static": 0},
-                                          "status": lg["status"], "split": "val" if f"real:{lg['clip']}" in val_set
-                                          else "train"})
+                                          "status": lg["status"], "split": "test" if f"real:{lg['clip']}" in test_set
+                                          else "val" if f"real:{lg['clip']}" in val_set else "train"})
         c["windows"] += lg["windows"]
         c["kept"] += lg["kept"]
         c["pairs"] += lg["pairs"]
+        c["camera_removed"] = c.get("camera_removed", 0) + lg.get("camera_removed", 0)
         for rj in lg["rejected"]:
             c["rejected"][rj["reason"]] += 1
         rejected += lg["rejected"]
     n_syn = sum(lg["windows"] for lg in syn_logs)
     n_real = sum(c["kept"] for c in clips.values())
     n_val = sum(1 for g in groups if g in val_set)
+    n_test = sum(1 for g in groups if g in test_set)
     pairs = sum(s["count"] for s in shards["render"])
     return {
-        "format": "gid-dataset", "version": 1,
+        "format": "gid-dataset", "version": 2,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": cfg.signature(),
         "counts": {"motion": {"synthetic": n_syn, "real": n_real, "total": n_syn + n_real,
-                              "train": len(groups) - n_val, "val": n_val},
+                              "train": len(groups) - n_val - n_test, "val": n_val, "test": n_test},
                    "render_pairs": pairs},
         "synthetic": {"scenes": n_syn, "windows": n_syn, "by_kind": kinds, "by_background": backgrounds,
                       "static_windows": sum(lg["static"] for lg in syn_logs),
@@ -325,9 +346,10 @@ def assemble_card(cfg: BuildConfig, jobs: list, logs: dict, seconds: float, new_
                  "unreadable": sorted(k for k, c in clips.items() if c["status"].startswith("unreadable")),
                  "rejected_windows": rejected},
         "negatives": [logs[j["name"]] for j in jobs if j["type"] == "negative"],
-        "splits": {"method": "groups held out by sha1(seed:group); real by clip, synthetic by scene seed",
+        "splits": {"method": "groups held out by sha1(seed:group); real by clip, synthetic by scene seed; test: "
+                             "the real clips named by --holdout, never trained, validated or calibrated on",
                    "val_fraction": cfg.val_fraction, "val_fraction_real": cfg.val_fraction_real,
-                   "val_groups": val},
+                   "val_groups": val, "test_groups": test},
         "shards": shards,
         "time": {"seconds_total": round(seconds, 1), "seconds_this_run": round(new_seconds, 1),
                  "windows_this_run": new_windows,

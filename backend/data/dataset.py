@@ -1,13 +1,15 @@
 """Reading the training dataset (written by ``scripts/build_dataset.py``): motion windows and render pairs.
 
 * :class:`MotionDataset` -- ``ds[i]`` = {photo (3, H, W) float32 in [0, 1] RGB, coeffs (K, 4, H, W) float32 in
-  pixels of the map (contract layout), fps, num_frames, group, source}.
+  pixels of the map (contract layout), trust (H, W) float32 in [0, 1] (how far the motion can be believed: 1 for
+  procedural scenes, ``backend.flow.flow_trust`` for real windows), fps, num_frames, group, source}.
 * :class:`RenderPairs` -- ``ds[i]`` = {i0, it (3, H, W) float32 in [0, 1], flow (2, H, W) forward flow 0 -> t in
   pixels, weight (H, W) = mean_t |F_t(p)|^2 over the window (px^2), t, group, source}.
 * :func:`load_stats` -- per-frequency normalisation scales etc. from ``stats.npz``; :func:`load_card`.
 
 Shards are memory-mapped ``.npy`` files (``backend/data/shards.py``), so random access reads one sample from disk.
-Splits hold out whole groups (a real clip, a synthetic scene seed): :func:`assign_splits` decides, the build writes
+Splits hold out whole groups (a real clip, a synthetic scene seed): :func:`assign_splits` decides val, the build's
+``--holdout`` names the real clips of split ``test`` (never trained, validated or calibrated on), the build writes
 the decision into ``card.json`` and the readers only follow it. A dataset without ``card.json`` is incomplete.
 
 ``augment`` is a callable ``augment(sample, rng) -> sample`` working on the numpy sample (see
@@ -29,7 +31,7 @@ from .shards import open_arrays, read_meta
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "all")
+SPLITS = ("train", "val", "test", "all")
 CARD = "card.json"
 STATS = "stats.npz"
 
@@ -93,13 +95,15 @@ class _ShardIndex:
         self.root, self.kind = os.fspath(root), kind
         self.card = card if card is not None else load_card(root)
         val = set(self.card["splits"]["val_groups"])
+        test = set(self.card["splits"].get("test_groups", []))
         self.shards, self.samples, self.rows = [], [], []
         for entry in self.card["shards"][kind]:
             meta = read_meta(self.root, kind, entry["name"])
             si = len(self.shards)
             self.shards.append(entry["name"])
             for row, s in enumerate(meta["samples"]):
-                if split == "all" or (s["group"] in val) == (split == "val"):
+                g = s["group"]
+                if split == "all" or split == ("test" if g in test else "val" if g in val else "train"):
                     self.rows.append((si, row))
                     self.samples.append(s)
         self._arrays = {}
@@ -155,8 +159,11 @@ class MotionDataset(_Base):
 
     def __getitem__(self, i: int) -> dict:
         arr, row, meta = self._row(i)
+        trust = arr["trust"][row] if "trust" in arr else None
         sample = {"photo": np.array(arr["photo"][row], np.float32).transpose(2, 0, 1) / 255.0,  # (3, H, W)
                   "coeffs": np.array(arr["coeffs"][row], np.float32),  # (K, 4, H, W)
+                  "trust": (np.ones((self.height, self.width), np.float32) if trust is None
+                            else np.array(trust, np.float32) / 255.0),  # (H, W) in [0, 1]
                   "fps": float(meta["fps"]), "num_frames": int(meta["num_frames"]),
                   "group": meta["group"], "source": meta["source"]}
         return self._finish(sample, i)

@@ -4,6 +4,9 @@ Layout under the dataset root (see docs/dataset.md)::
 
     motion/<shard>/photo.npy    uint8   (N, H, W, 3)     RGB photo (frame 0 of the window)
     motion/<shard>/coeffs.npy   float16 (N, K, 4, H, W)  spectral volume, pixels of the map, y down
+    motion/<shard>/trust.npy    uint8   (N, H, W)        how far the motion can be believed (255 = exact; real
+                                                         windows: backend.flow.flow_trust); absent in version-1
+                                                         datasets (read as 255)
     motion/<shard>/meta.json    {"count": N, "samples": [{group, source, fps, num_frames, ...}, ...]}
     render/<shard>/i0.npy       uint8   (N, H, W, 3)
     render/<shard>/it.npy       uint8   (N, H, W, 3)     frame t
@@ -21,7 +24,8 @@ import shutil
 
 import numpy as np
 
-MOTION_ARRAYS = {"photo": np.uint8, "coeffs": np.float16}
+MOTION_ARRAYS = {"photo": np.uint8, "coeffs": np.float16, "trust": np.uint8}
+OPTIONAL = {("motion", "trust")}  # arrays a version-1 dataset does not have
 RENDER_ARRAYS = {"i0": np.uint8, "it": np.uint8, "flow": np.float16, "weight": np.float32}
 KINDS = {"motion": MOTION_ARRAYS, "render": RENDER_ARRAYS}
 
@@ -60,8 +64,14 @@ def read_meta(root, kind: str, name: str) -> dict:
 
 
 def open_arrays(root, kind: str, name: str) -> dict:
-    """Memory-mapped arrays of one shard (read-only)."""
-    return {key: np.load(os.path.join(root, kind, name, f"{key}.npy"), mmap_mode="r") for key in KINDS[kind]}
+    """Memory-mapped arrays of one shard (read-only); an optional array the shard lacks is missing from the dict."""
+    out = {}
+    for key in KINDS[kind]:
+        path = os.path.join(root, kind, name, f"{key}.npy")
+        if (kind, key) in OPTIONAL and not os.path.isfile(path):
+            continue
+        out[key] = np.load(path, mmap_mode="r")
+    return out
 
 
 def clean_partial(root) -> None:

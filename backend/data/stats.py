@@ -110,8 +110,8 @@ def update_stats(root, **arrays) -> None:
     save_stats(path, stats)
 
 
-def shard_stats(root, name: str, val_groups, k: int) -> StatsAccumulator:
-    """Statistics of the train-split windows of one motion shard."""
+def shard_stats(root, name: str, held_out, k: int) -> StatsAccumulator:
+    """Statistics of the train-split windows of one motion shard (``held_out``: the val and test groups)."""
     from .shards import open_arrays, read_meta
 
     acc = StatsAccumulator(k)
@@ -119,9 +119,9 @@ def shard_stats(root, name: str, val_groups, k: int) -> StatsAccumulator:
     if meta["count"] == 0:
         return acc
     coeffs = open_arrays(root, "motion", name)["coeffs"]
-    val = set(val_groups)
+    held_out = set(held_out)
     for row, s in enumerate(meta["samples"]):
-        if s["group"] not in val:
+        if s["group"] not in held_out:
             acc.add(coeffs[row], s["source"])
     return acc
 
@@ -130,10 +130,10 @@ def dataset_stats(root, card: dict, map_fn=map) -> dict:
     """Stats over the train split of a dataset described by ``card`` (it need not be written yet).
     ``map_fn`` may be a process pool's ``imap_unordered`` to spread the shards over workers."""
     k = int(card["config"]["k"])
-    val = card["splits"]["val_groups"]
+    held_out = card["splits"]["val_groups"] + card["splits"].get("test_groups", [])
     acc = StatsAccumulator(k)
     names = [s["name"] for s in card["shards"]["motion"] if s["count"] > 0]
-    for part in map_fn(_shard_stats_args, [(os.fspath(root), n, val, k) for n in names]):
+    for part in map_fn(_shard_stats_args, [(os.fspath(root), n, held_out, k) for n in names]):
         acc += part
     return acc.result(float(card["config"]["fps"]), int(card["config"]["num_frames"]))
 

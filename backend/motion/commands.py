@@ -33,6 +33,22 @@ def read_photo(path: str) -> np.ndarray:
         raise UserError(f"cannot read '{path}' as an image ({exc}): use a JPEG, PNG or WebP photo") from None
 
 
+def read_moves(path: str) -> np.ndarray:
+    """The ``--moves`` hint (h, w) in [0, 1] from an image file (white = moves, black = still, grey = less; any
+    size, stretched over the photo). Raises UserError for anything that is not a usable hint."""
+    from backend.cli import UserError
+    from backend.motion.hint import HintError, check_hint
+    from backend.render.render import read_mask_image
+
+    if not os.path.isfile(path):
+        raise UserError(f"--moves '{path}' does not exist: give a greyscale image, white where the photo moves")
+    try:
+        return check_hint(read_mask_image(path, MAX_PIXELS))
+    except (HintError, ValueError) as exc:
+        raise UserError(f"cannot use '{path}' as a moves hint ({exc}): give a greyscale image, white where the "
+                        f"photo moves, black where it stays still") from None
+
+
 def _params(args):
     from backend.cli import UserError
 
@@ -61,14 +77,14 @@ def _predictor(args):
         raise UserError(str(exc)) from None
 
 
-def _predict_one(predictor, photo, params, label, quiet, amplitude=1.0):
+def _predict_one(predictor, photo, params, label, quiet, amplitude=1.0, moves=None):
     from tqdm import tqdm
 
     from addon.core.spectral import SpectralVolume
 
     bar = tqdm(total=params.steps, desc=f"predict {label}", unit="step", leave=False, disable=quiet)
     try:
-        vol = predictor.predict(photo, params, callback=lambda step, total: bar.update(1))
+        vol = predictor.predict(photo, params, callback=lambda step, total: bar.update(1), moves=moves)
     finally:
         bar.close()
     if amplitude != 1.0:  # the contract's amplitude control: scale every A_k
@@ -82,9 +98,10 @@ def _predict_photo(args, src, params):
     if args.photo is None:
         print(f"no PHOTO given: using the shipped sample photo {os.path.relpath(src)}", file=sys.stderr)
     photo = read_photo(src)
+    moves = read_moves(args.moves) if args.moves else None
     predictor = _predictor(args)
     t0 = time.perf_counter()
-    vol = _predict_one(predictor, photo, params, os.path.basename(src), args.quiet, args.amplitude)
+    vol = _predict_one(predictor, photo, params, os.path.basename(src), args.quiet, args.amplitude, moves)
     return photo, predictor, vol, time.perf_counter() - t0
 
 
@@ -101,6 +118,9 @@ def cmd_predict(args) -> int:
     params = _params(args)
     src = args.photo or SAMPLE_PHOTO
     if os.path.isdir(src):
+        if args.moves:
+            raise UserError("--moves applies to one photo: predict a folder without it, or each photo with its "
+                            "own hint")
         photos = sorted(os.path.join(src, f) for f in os.listdir(src) if f.lower().endswith(PHOTO_EXTENSIONS))
         if not photos:
             raise UserError(f"folder '{src}' has no photos ({', '.join(PHOTO_EXTENSIONS)})")
@@ -172,6 +192,8 @@ def _common(p):
     p.add_argument("--frames", type=int, default=150, help="loop length T in frames (default 150)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the loop (default 30)")
     p.add_argument("--amplitude", type=float, default=1.0, help="scale the predicted motion (default 1)")
+    p.add_argument("--moves", metavar="MASK", help="'moves here' hint image: white = moves, black = stays still, "
+                                                   "grey = less; any size (stretched over the photo)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 

@@ -18,6 +18,7 @@ from backend.spectral import to_volume
 
 from .checkpoint import file_digest, load_checkpoint
 from .config import tiny_config
+from .hint import gate, hint_map
 from .models import MotionModel
 from .sampler import SAMPLERS, decode_coeffs, sample_latents
 
@@ -102,9 +103,13 @@ class MotionPredictor:
         return self.model.config.width, self.model.config.height
 
     def predict(self, photo: np.ndarray, params: PredictParams = PredictParams(),
-                callback: Optional[Callable[[int, int], None]] = None) -> SpectralVolume:
+                callback: Optional[Callable[[int, int], None]] = None,
+                moves: Optional[np.ndarray] = None) -> SpectralVolume:
+        """``moves``: the optional "moves here" hint (h, w) in [0, 1] at any size (``backend.motion.hint``);
+        raises ``HintError`` (a ValueError) for an unusable one."""
         params.validate()
         cfg = self.model.config
+        hint = None if moves is None else hint_map(moves, cfg.width, cfg.height, self.device)
         x = photo_to_tensor(photo, cfg.width, cfg.height).to(self.device)
         t0 = time.perf_counter()
         cb = None if callback is None else (lambda step, total, _preview: callback(step, total))
@@ -113,25 +118,28 @@ class MotionPredictor:
                                  recurrence=params.recurrence, num_frames=params.num_frames, seed=params.seed,
                                  sampler=params.sampler, gain=gain, callback=cb)
         with torch.no_grad():
-            coeffs = decode_coeffs(self.model, latents, gain)[0]
+            coeffs = gate(decode_coeffs(self.model, latents, gain), hint)[0]
         log.info("predicted %s in %.1f s", self.model_id, time.perf_counter() - t0)
         return to_volume(coeffs, fps=params.fps, num_frames=params.num_frames,
                          source_size=(int(photo.shape[1]), int(photo.shape[0])), model=self.model_id,
                          seed=int(params.seed), steps=int(params.steps), guidance=float(params.guidance),
-                         loop=float(params.loop), sampler=params.sampler)
+                         loop=float(params.loop), sampler=params.sampler, hint=int(moves is not None))
 
-    def sample_batch(self, photos: torch.Tensor, params: PredictParams, n_samples: int = 1) -> list:
+    def sample_batch(self, photos: torch.Tensor, params: PredictParams, n_samples: int = 1,
+                     hints: Optional[torch.Tensor] = None) -> list:
         """Photos (B, 3, H, W) in [0, 1] at the map size -> per photo a list of ``n_samples`` coefficient arrays
-        (K, 4, H, W) in pixels of the map, seeds ``params.seed + s`` (evaluation and calibration; no loop guidance)."""
+        (K, 4, H, W) in pixels of the map, seeds ``params.seed + s`` (evaluation and calibration; no loop guidance).
+        ``hints``: optional (B, 1, H, W) "moves here" maps at the map size."""
         params.validate()
         x = photos.to(self.device)
+        hints = None if hints is None else hints.to(self.device)
         out = [[] for _ in range(x.shape[0])]
         gain = self.model.gain_for_steps(params.steps)
         for s in range(n_samples):
             lat = sample_latents(self.model, x, steps=params.steps, guidance=params.guidance, seed=params.seed + s,
                                  sampler=params.sampler, gain=gain)
             with torch.no_grad():
-                c = decode_coeffs(self.model, lat, gain).cpu().numpy()
+                c = gate(decode_coeffs(self.model, lat, gain), hints).cpu().numpy()
             for i in range(len(out)):
                 out[i].append(c[i])
         return out

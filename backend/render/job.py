@@ -124,20 +124,6 @@ def decode_volume(text: str):
                                                   "predict job") from None
 
 
-def decode_mask(text: str, max_pixels: int) -> tuple:
-    """(file bytes, mask (h, w) float32 in [0, 1]) of the request's ``motion_mask``."""
-    from .render import MaskTooLarge, read_mask_image
-
-    data = images.decode_base64(text, field="motion_mask")
-    try:
-        return data, read_mask_image(io.BytesIO(data), max_pixels)
-    except MaskTooLarge as exc:
-        raise ServiceError(413, "too_many_pixels", f"{exc}: send a smaller motion mask") from None
-    except ValueError as exc:
-        raise ServiceError(422, "invalid_mask", f"Unusable 'motion_mask': {exc}; send a greyscale PNG (white = "
-                                                "moves, black = still)") from None
-
-
 def prepare_render(request: RenderJobRequest, service) -> Prepared:
     from .frames import LoopSettings, check_coordinates, loop_coordinates
     from .render import RenderSettings
@@ -145,7 +131,8 @@ def prepare_render(request: RenderJobRequest, service) -> Prepared:
     data = images.decode_base64(request.image)
     photo = images.decode_image(data, service.config.max_pixels, service.config.max_side)
     volume_bytes, volume = decode_volume(request.volume)
-    mask_bytes, mask = (decode_mask(request.motion_mask, service.config.max_pixels) if request.motion_mask
+    mask_bytes, mask = (images.decode_mask(request.motion_mask, "motion_mask", "invalid_mask", service.config.max_pixels)
+                        if request.motion_mask
                         else (b"", None))
     if (request.modal is None) == (request.loop is None):
         raise ServiceError(422, "invalid_motion", "Give exactly one of 'modal' (per-frame modal coordinates) and "

@@ -131,7 +131,7 @@ def read_mask_image(source, max_pixels: int | None = None) -> np.ndarray:
     try:
         with Image.open(source) as im:
             if max_pixels is not None and im.size[0] * im.size[1] > max_pixels:
-                raise MaskTooLarge(f"the motion mask has {im.size[0]}x{im.size[1]} pixels; at most "
+                raise MaskTooLarge(f"the image has {im.size[0]}x{im.size[1]} pixels; at most "
                                    f"{max_pixels:,} are accepted")
             pixels = np.asarray(im if im.mode in ("L", "I;16", "I;16B", "I;16L") else im.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:

@@ -74,6 +74,23 @@ def decode_image(data: bytes, max_pixels: int, max_side: int) -> Photo:
     return Photo(np.asarray(rgb, dtype=np.uint8).copy(), (w, h))
 
 
+def decode_mask(text: str, field: str, code: str, max_pixels: int, check=None) -> tuple:
+    """(file bytes, map (h, w) float32 in [0, 1]) of a greyscale mask image sent base64 in ``field`` (white = 1).
+    Not base64 / empty: 422 ``invalid_base64`` / ``empty_image`` (as every image field); unreadable or unusable
+    (``check`` raises ValueError): 422 ``code``; more than ``max_pixels``: 413 ``too_many_pixels``."""
+    from backend.render.render import MaskTooLarge, read_mask_image
+
+    data = decode_base64(text, field=field)
+    try:
+        mask = read_mask_image(io.BytesIO(data), max_pixels)
+        return data, (mask if check is None else check(mask))
+    except MaskTooLarge as exc:
+        raise ServiceError(413, "too_many_pixels", f"'{field}': {exc}; send a smaller image") from None
+    except ValueError as exc:
+        raise ServiceError(422, code, f"Unusable '{field}': {exc}; send a greyscale PNG (white = moves, black = "
+                                      f"still)") from None
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """8-bit RGB. EXIF orientation is ignored on purpose: Blender shows the pixels as stored, and the motion must
     line up with the plane's texture. 16-bit greyscale is scaled (Pillow's convert would clip it)."""

@@ -22,9 +22,11 @@ class PredictPayload:
     photo: images.Photo
     params: object  # backend.motion.predictor.PredictParams
     model: object  # models.LoadedModel
+    moves: object = None  # optional "moves here" hint (h, w) float32 in [0, 1]
 
 
 def prepare_predict(request: PredictJobRequest, service) -> Prepared:
+    from backend.motion.hint import check_hint
     from backend.motion.predictor import PredictParams
 
     data = images.decode_base64(request.image)
@@ -34,10 +36,12 @@ def prepare_predict(request: PredictJobRequest, service) -> Prepared:
         params.validate()
     except ValueError as exc:
         raise ServiceError(422, "invalid_params", f"Invalid parameters: {exc}") from None
+    moves_bytes, moves = (images.decode_mask(request.moves, "moves", "invalid_moves", service.config.max_pixels,
+                                             check=check_hint) if request.moves else (b"", None))
     model = service.models.get(request.model)
     key = content_key("predict", hashlib.sha256(data).hexdigest(), params.to_dict(), model.id,
-                      service.config.max_side)
-    return Prepared(PredictPayload(photo, params, model), cache_key=key, model=model.id)
+                      service.config.max_side, hashlib.sha256(moves_bytes).hexdigest() if moves is not None else None)
+    return Prepared(PredictPayload(photo, params, model, moves), cache_key=key, model=model.id)
 
 
 def run_predict(ctx, payload: PredictPayload) -> str:
@@ -54,7 +58,8 @@ def run_predict(ctx, payload: PredictPayload) -> str:
             raise PredictorCancelled(ctx.job_id) from None
 
     try:
-        volume = payload.model.predictor.predict(payload.photo.pixels, payload.params, callback=callback)
+        volume = payload.model.predictor.predict(payload.photo.pixels, payload.params, callback=callback,
+                                                 moves=payload.moves)
     except PredictorCancelled:
         raise Cancelled(ctx.job_id) from None
     ctx.progress(total, total, "writing result")

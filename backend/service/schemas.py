@@ -133,3 +133,7 @@ class PredictJobRequest(_Strict):
     params: PredictParamsModel = Field(default_factory=PredictParamsModel)
     model: Optional[str] = Field(default=None, max_length=200,
                                  description="Model id from GET /v1/models (None = the default model)")
+    moves: Optional[str] = Field(default=None, min_length=1,
+                                 description="Optional 'moves here' hint: an image's file bytes, base64 (greyscale "
+                                             "PNG preferred; any size, stretched over the photo): white = moves, "
+                                             "black = stays still, grey = less. Absent = the model decides")
