@@ -23,9 +23,9 @@ import bpy
 import numpy as np
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
-from . import animation, compat, jobs, plane, prefs, shapekeys
+from . import animation, compat, jobs, plane, prefs, shapekeys, volumes, wind
 from .animate_ops import AnimateError, ImageSource, image_source
-from .core import neural, png, protocol
+from .core import neural, png, protocol, spectral
 from .core.protocol import BackendError, JobCancelled
 from .ops import PlaneOperator
 
@@ -102,6 +102,21 @@ def anchor_of(obj):
         return shapekeys.vertex_uvs(obj.data), weights
     except shapekeys.BakeError:
         return None
+
+
+def volume_bytes(obj, path: str) -> bytes:
+    """The volume file the renderer gets: the plane's own, or - when wind arrows turn its motion - the turned volume
+    the keys hold (written to a temporary .npz), so the frames move as the mesh does."""
+    if not wind.has_winds(obj):
+        with open(path, "rb") as fh:
+            return fh.read()
+    volume, source = volumes.plane_volume(obj)
+    turned = dataclasses.replace(volume, coeffs=wind.effective_coeffs(obj, volume, source))
+    with tempfile.TemporaryDirectory(prefix="image_dynamics_wind_") as folder:
+        out = os.path.join(folder, "volume.npz")
+        spectral.save_npz(out, turned)
+        with open(out, "rb") as fh:
+            return fh.read()
 
 
 def photo_image(obj):
@@ -409,11 +424,10 @@ class IMAGEDYN_OT_render_neural(PlaneOperator, bpy.types.Operator):
             self.report({"ERROR"}, "The scene starts before frame 0: neural frames are numbered from 0")
             return {"CANCELLED"}
         try:
-            with open(path, "rb") as fh:
-                volume = fh.read()
+            volume = volume_bytes(obj, path)
             source = image_source(image)
             protocol.normalize_url(prefs.current_settings(context).url)
-        except (AnimateError, BackendError, OSError) as exc:
+        except (AnimateError, BackendError, OSError, volumes.VolumeUnavailable) as exc:
             self.report({"ERROR"}, getattr(exc, "message", None) or str(exc))
             return {"CANCELLED"}
         value_re, value_im = key_values(obj, frames)

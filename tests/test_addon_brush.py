@@ -124,6 +124,7 @@ def test_a_stripe_painted_at_the_top_reaches_the_backend_at_the_top_and_the_moti
     from addon.core import spectral
 
     obj = _plane(bpy, tmp_path)
+    obj.imagedyn.show_motion = True
     uv = _paint(bpy, obj, lambda uv: uv[:, 1] >= 0.75)  # the top quarter of the photo moves
     job = _run(bpy, obj)  # pressed in Weight Paint mode, as an artist would
     assert job.state == "done", job.message
@@ -140,6 +141,14 @@ def test_a_stripe_painted_at_the_top_reaches_the_backend_at_the_top_and_the_moti
     assert rms[inside].mean() > 0
     assert rms[outside].max() <= 0.1 * rms[inside].mean(), (rms[outside].max(), rms[inside].mean())
     assert obj.get(brush.PREDICTED_WITH) == brush.digest(brush.painted_weights(obj))
+    # Show Motion updated after Animate Photo: it shows what the new keys play
+    from addon import overlay
+    from addon.core import heat
+
+    assert obj.imagedyn.motion_peak == pytest.approx(overlay.vertex_motion(obj).max()) and obj.imagedyn.motion_peak
+    colours = np.empty(len(uv) * 4, np.float32)
+    obj.data.color_attributes[overlay.ATTRIBUTE].data.foreach_get("color", colours)
+    assert np.allclose(colours.reshape(-1, 4), heat.heat_colours(overlay.vertex_motion(obj)), atol=1e-6)
 
 
 def test_mirrored_uvs_put_the_painted_side_where_the_plane_shows_it(bpy, tmp_path, sent):

@@ -146,7 +146,10 @@ def test_moving_an_arrow_rebakes_live_like_a_full_bake_and_undo_restores_the_key
 
 
 def test_removing_arrows_and_disabling_one_give_the_volume_back(bpy, tmp_path):
-    from addon import live, wind
+    import io
+
+    from addon import live, neural_ops, wind
+    from addon.core import spectral
 
     volume = _volume()
     obj = make_baked_plane(tmp_path, volume, columns=COLS, image_size=(W, H))
@@ -156,10 +159,16 @@ def test_removing_arrows_and_disabling_one_give_the_volume_back(bpy, tmp_path):
     empty.imagedyn_wind.enabled = False
     live.update_plane(obj)
     assert np.array_equal(_key_positions(obj), baked)
+    path = bpy.path.abspath(obj.imagedyn.volume_path)
+    assert neural_ops.volume_bytes(obj, path) == open(path, "rb").read()  # no arrow: the file as it is
     empty.imagedyn_wind.enabled = True
     empty.imagedyn_wind.strength = 0.5
     live.update_plane(obj)
     assert not np.array_equal(_key_positions(obj), baked)
+    with np.load(io.BytesIO(neural_ops.volume_bytes(obj, path)), allow_pickle=False) as npz:
+        turned = spectral.volume_from_arrays(dict(npz))  # neural frames get the motion the keys hold
+    assert np.array_equal(turned.coeffs, wind.effective_coeffs(obj, volume))
+    assert (turned.fps, turned.num_frames) == (volume.fps, volume.num_frames)
     bpy.context.view_layer.objects.active = obj
     assert bpy.ops.imagedyn.wind_clear() == {"FINISHED"}
     assert not [c for c in obj.children if wind.is_wind(c)] and np.array_equal(_key_positions(obj), baked)
