@@ -229,3 +229,19 @@ def test_predict_body_carries_the_hint_only_when_there_is_one():
     assert old.code == "moves_unsupported" and "update the backend" in old.message
     other = protocol.BackendError("busy", "queue full")
     assert protocol.moves_refused(other) is other
+
+
+def test_edge_opening_script_reports_the_free_border_and_zero_with_pin_edges(tmp_path, capsys):
+    import pathlib
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
+    import edge_opening
+
+    coeffs = np.zeros((2, 4, 20, 32), np.float32)
+    coeffs[1, 0] = 2.0  # 2 px left-right sway of everything: the left edge swings 2 px (10% of 20) inward
+    spectral.save_npz(tmp_path / "v.npz", spectral.SpectralVolume(coeffs, fps=30.0, num_frames=40))
+    assert edge_opening.main([str(tmp_path / "v.npz"), "--columns", "17"]) == 0
+    free, pinned = capsys.readouterr().out.strip().splitlines()
+    assert "left 10.0%  right 10.0%  bottom 0.0%  top 0.0%" in free
+    assert "left 0.0%  right 0.0%  bottom 0.0%  top 0.0%" in pinned
