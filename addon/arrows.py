@@ -7,6 +7,7 @@ import math
 
 import bpy
 import numpy as np
+from bpy.props import FloatProperty
 from mathutils import Euler, Matrix, Quaternion, Vector
 
 from . import compat, shapekeys
@@ -90,3 +91,15 @@ def photo_arrow(plane, u: float, v: float, angle: float, length: float):
                              + math.sin(angle) * ev / max(float(np.linalg.norm(ev)), 1e-12))
     base = Vector(origin + u * eu + v * ev)
     return base, base + Vector(step)
+
+
+def across_property():
+    """An operator's "Across" option: where on the photo, left to right (for :func:`photo_arrow`)."""
+    return FloatProperty(name="Across", default=0.5, min=0.0, max=1.0,
+                         description="Where on the photo, from its left (0) to its right (1) edge")
+
+
+def up_property():
+    """An operator's "Up" option: where on the photo, bottom to top (for :func:`photo_arrow`)."""
+    return FloatProperty(name="Up", default=0.5, min=0.0, max=1.0,
+                         description="Where on the photo, from its bottom (0) to its top (1) edge")

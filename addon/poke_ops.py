@@ -188,10 +188,8 @@ class IMAGEDYN_OT_poke_add(_PokeOperator, bpy.types.Operator):
     bl_idname = "imagedyn.poke_add"
     bl_label = "Add Poke"
 
-    u: FloatProperty(name="Across", default=0.5, min=0.0, max=1.0,
-                     description="Where on the photo, from its left (0) to its right (1) edge")
-    v: FloatProperty(name="Up", default=0.5, min=0.0, max=1.0,
-                     description="Where on the photo, from its bottom (0) to its top (1) edge")
+    u: arrows.across_property()
+    v: arrows.up_property()
     angle: FloatProperty(name="Direction", default=0.0, subtype="ANGLE",
                          description="Direction of the push on the photo: 0 = to the right, 90 degrees = up")
     length: FloatProperty(name="Length", default=0.05, min=1e-4, soft_max=0.5,

@@ -72,10 +72,8 @@ class IMAGEDYN_OT_wind_add(PlaneOperator, bpy.types.Operator):
     bl_label = "Add Wind Arrow"
     find_plane = staticmethod(wind_plane)
 
-    u: FloatProperty(name="Across", default=0.5, min=0.0, max=1.0,
-                     description="Where on the photo, from its left (0) to its right (1) edge")
-    v: FloatProperty(name="Up", default=0.5, min=0.0, max=1.0,
-                     description="Where on the photo, from its bottom (0) to its top (1) edge")
+    u: arrows.across_property()
+    v: arrows.up_property()
     angle: FloatProperty(name="Direction", default=0.0, subtype="ANGLE",
                          description="Direction the motion turns to: 0 = left-right, 90 degrees = up-down")
     length: FloatProperty(name="Reach", default=0.3, min=1e-3, max=4.0, soft_max=1.0,

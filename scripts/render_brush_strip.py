@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import pathlib
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import blender_scene  # noqa: E402  (first: bpy's config and cache in build/, the repository on sys.path)
-import numpy as np  # noqa: E402
+import blender_scene  # first (python puts scripts/ on sys.path): bpy's config and cache in build/
+import numpy as np
 
 PHOTO = "/work/shared/data/photos/lomiri_aitzgorri_meadow_trees.jpg"
 FRAMES = (38, 113)  # a quarter and three quarters into the 150-frame loop: the slow band at its two extremes

@@ -10,34 +10,19 @@ import time
 import numpy as np
 import pytest
 
-from bpy_helpers import fresh_scene, stripes, write_image
-from service_helpers import start_server_process, stop_process
+from bpy_helpers import run_animate, stripes, write_image
 
 pytestmark = pytest.mark.bpy
 W, H = 64, 40
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    proc, url = start_server_process(tmp_path_factory.mktemp("server"))
-    try:
-        yield url
-    finally:
-        stop_process(proc)
-
-
 @pytest.fixture
-def bpy(monkeypatch, server):
-    bpy = fresh_scene(fps=30)
-    from addon import jobs, prefs
-
-    monkeypatch.setenv(prefs.ENV_URL, server)
-    yield bpy
-    for job in jobs.active_jobs():
-        jobs.cancel(job.key)
-    jobs.wait_idle(10)
-    if bpy.context.active_object is not None and bpy.context.active_object.mode != "OBJECT":
-        bpy.ops.object.mode_set(mode="OBJECT")
+def bpy(bpy_backend):
+    """Blender with the add-on and a real tiny backend (conftest.py), back in Object Mode afterwards."""
+    yield bpy_backend
+    obj = bpy_backend.context.active_object
+    if obj is not None and obj.mode != "OBJECT":
+        bpy_backend.ops.object.mode_set(mode="OBJECT")
 
 
 @pytest.fixture
@@ -80,16 +65,6 @@ def _paint(bpy, obj, where) -> np.ndarray:
     return uv
 
 
-def _run(bpy, obj, timeout=90.0):
-    from addon import jobs
-
-    assert bpy.ops.imagedyn.animate_photo() == {"FINISHED"}
-    job = jobs.job_for(obj.name)
-    assert job is not None and job.active
-    assert jobs.wait_idle(timeout), f"still running after {timeout} s: {job.text}"
-    return job
-
-
 def _hint(body) -> np.ndarray:
     from PIL import Image
 
@@ -126,7 +101,7 @@ def test_a_stripe_painted_at_the_top_reaches_the_backend_at_the_top_and_the_moti
     obj = _plane(bpy, tmp_path)
     obj.imagedyn.show_motion = True
     uv = _paint(bpy, obj, lambda uv: uv[:, 1] >= 0.75)  # the top quarter of the photo moves
-    job = _run(bpy, obj)  # pressed in Weight Paint mode, as an artist would
+    job = run_animate(obj)  # pressed in Weight Paint mode, as an artist would
     assert job.state == "done", job.message
     assert "with the motion brush" in job.message
     (body,) = sent
@@ -163,7 +138,7 @@ def test_mirrored_uvs_put_the_painted_side_where_the_plane_shows_it(bpy, tmp_pat
     uv = _paint(bpy, obj, lambda uv: uv[:, 0] <= 0.25)
     xs = np.array([v.co.x for v in obj.data.vertices])
     assert xs[uv[:, 0] <= 0.25].min() > 0.0
-    job = _run(bpy, obj)
+    job = run_animate(obj)
     assert job.state == "done", job.message
     hint = _hint(sent[0])
     assert np.all(hint[:, :15] == 1.0) and np.all(hint[:, 18:] == 0.0)
@@ -203,7 +178,7 @@ def test_a_hint_the_backend_refuses_is_reported_with_the_backends_message(bpy, t
     _paint(bpy, obj, lambda uv: uv[:, 0] > 0.5)
     before = _snapshot(bpy, obj)
     monkeypatch.setattr(brush.png, "encode_mask", lambda mask: b"GIF89a not really")
-    job = _run(bpy, obj)
+    job = run_animate(obj)
     assert job.state == "failed"
     assert job.message.startswith("The backend refused the motion brush's hint: Unusable 'moves'"), job.message
     assert "greyscale PNG" in job.message
@@ -234,7 +209,7 @@ def test_without_the_group_or_with_it_empty_the_request_and_result_are_todays(bp
     from addon.core import protocol
 
     obj = _plane(bpy, tmp_path)
-    first = _run(bpy, obj)
+    first = run_animate(obj)
     assert first.state == "done" and "motion brush" not in first.message
     image = animate_ops.image_source(obj.active_material.node_tree.nodes["Image Texture"].image).encoded()
     props = obj.imagedyn
@@ -244,7 +219,7 @@ def test_without_the_group_or_with_it_empty_the_request_and_result_are_todays(bp
     keys = _vertex_rms(obj)
     assert bpy.ops.imagedyn.paint_motion() == {"FINISHED"}  # the group exists, nothing painted: automatic
     assert brush.painted_weights(obj) is None
-    again = _run(bpy, obj)
+    again = run_animate(obj)
     assert again.state == "done" and "from the backend's cache" in again.message  # the same request again
     assert sent[1] == sent[0] and np.array_equal(_vertex_rms(obj), keys)
 
@@ -253,13 +228,13 @@ def test_undo_after_animate_photo_with_the_brush_restores_the_previous_keys(bpy,
     from addon import jobs, shapekeys
 
     obj = _plane(bpy, tmp_path)
-    assert _run(bpy, obj).state == "done"
+    assert run_animate(obj).state == "done"
     bpy.ops.object.mode_set(mode="OBJECT")
     bpy.ops.ed.undo_push(message="first")
     bpy.ops.ed.undo_push(message="animated")
     first = shapekeys.baked_offsets(obj, shapekeys.rest_positions(obj))
     _paint(bpy, obj, lambda uv: uv[:, 1] > 0.5)
-    job = _run(bpy, obj)
+    job = run_animate(obj)
     assert job.state == "done", job.message
     bpy.ops.ed.undo_push(message=f"{job.label} '{obj.name}'")  # jobs.push_undo does this outside background mode
     steered = shapekeys.baked_offsets(obj, shapekeys.rest_positions(obj))

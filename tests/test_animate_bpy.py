@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from bpy_helpers import flat_plane_frame, fresh_scene, pinned, positions_at, stripes, write_image
+from bpy_helpers import flat_plane_frame, fresh_scene, pinned, positions_at, run_animate, stripes, write_image
 from service_helpers import (VENV_PYTHON, encode, free_port, kill_process, photo, start_server_process,
                              stop_process)
 
@@ -56,16 +56,6 @@ def _snapshot(bpy, obj) -> tuple:
             len(bpy.data.actions), co.tobytes())
 
 
-def _run(bpy, obj, timeout=90.0):
-    from addon import jobs
-
-    assert bpy.ops.imagedyn.animate_photo() == {"FINISHED"}
-    job = jobs.job_for(obj.name)
-    assert job is not None and job.active
-    assert jobs.wait_idle(timeout), f"still running after {timeout} s: {job.text}"
-    return job
-
-
 def _wait_sampling(job, timeout=60.0):
     from addon import jobs
 
@@ -84,7 +74,7 @@ def test_animate_bakes_modal_keys_saves_the_volume_beside_the_blend_and_hits_the
 
     monkeypatch.setenv(prefs.ENV_URL, server)
     obj = _plane(bpy, tmp_path, steps=3)
-    job = _run(bpy, obj)
+    job = run_animate(obj)
     assert job.state == "done", job.message
     assert "from the backend's cache" not in job.message
     names = [b.name for b in obj.data.shape_keys.key_blocks]
@@ -102,7 +92,7 @@ def test_animate_bakes_modal_keys_saves_the_volume_beside_the_blend_and_hits_the
         expected = rest + pinned(mesh.predicted_offsets(volume.coeffs, volume.freqs_hz, t, uv, eu, ev, 1.0), obj)
         assert np.abs(positions_at(obj, frame) - expected).max() < TOL
 
-    again = _run(bpy, obj)
+    again = run_animate(obj)
     assert again.state == "done" and "from the backend's cache" in again.message
     assert obj.imagedyn.volume_path == stored  # same content, same file
 
@@ -178,7 +168,7 @@ def test_no_backend_running_says_how_to_start_it(bpy, tmp_path, monkeypatch):
     monkeypatch.setenv(prefs.ENV_URL, f"http://127.0.0.1:{port}")
     obj = _plane(bpy, tmp_path, save=False)
     before = _snapshot(bpy, obj)
-    job = _run(bpy, obj, timeout=10)
+    job = run_animate(obj, timeout=10)
     assert job.state == "failed"
     assert "No Image Dynamics backend answers" in job.message
     assert f"image-dynamics serve --port {port}" in job.message and "Start Backend Automatically" in job.message
@@ -231,7 +221,7 @@ def test_generated_photo_animates_end_to_end(bpy, tmp_path, server, monkeypatch)
     tex = next(n for n in obj.active_material.node_tree.nodes if n.type == "TEX_IMAGE")
     tex.image = gen
     assert plane.find_image(obj) == gen
-    job = _run(bpy, obj)
+    job = run_animate(obj)
     assert job.state == "done", job.message
     assert "temporary folder" in job.message  # the .blend is not saved: said so
     from addon.core import spectral
@@ -251,7 +241,7 @@ def test_backend_started_from_preferences_then_killed_mid_job_reports_an_error(b
     monkeypatch.chdir(VENV_PYTHON.parents[2])  # 'python -m backend.cli' from the project folder
     obj = _plane(bpy, tmp_path, save=False)
     try:
-        job = _run(bpy, obj, timeout=150)
+        job = run_animate(obj, timeout=150)
         assert job.state == "done", job.message + " | " + jobs.SERVER.log_tail()
         assert jobs.SERVER.running()
         # kill it (a crash) in the middle of the next job: an error, not a hang, and the scene is unchanged

@@ -10,8 +10,7 @@ import pytest
 
 from addon.core import mesh as core_mesh
 from addon.core import neural
-from bpy_helpers import fresh_scene, make_baked_plane
-from service_helpers import start_server_process, stop_process
+from bpy_helpers import make_baked_plane
 
 W, H = 64, 40
 
@@ -67,25 +66,10 @@ def test_anchor_mask_maps_a_grid_plane_vertex_to_cell_and_fills_gaps():
 
 # ---------------------------------------------------------------------------------------------------- Blender
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    proc, url = start_server_process(tmp_path_factory.mktemp("server"))
-    try:
-        yield url
-    finally:
-        stop_process(proc)
-
-
 @pytest.fixture
-def bpy(monkeypatch, server):
-    bpy = fresh_scene(fps=30)
-    from addon import jobs, prefs
-
-    monkeypatch.setenv(prefs.ENV_URL, server)
-    yield bpy
-    for job in jobs.active_jobs():
-        jobs.cancel(job.key)
-    jobs.wait_idle(10)
+def bpy(bpy_backend):
+    """Blender with the add-on, talking to a real tiny backend (conftest.py)."""
+    return bpy_backend
 
 
 def _volume(k=3, num_frames=24):
