@@ -141,12 +141,20 @@ def keys_signature(obj, volume: spectral.SpectralVolume, source: str, frame=None
 
 
 def keys_stale(obj, frame=None) -> bool:
-    """True when a baked plane's keys no longer hold what its volume, wind arrows and Pin Edges say. Planes baked
-    before the signature existed count as current until one of those changes is made."""
-    if not shapekeys.has_modal_keys(obj) or shapekeys.BAKED_SIGNATURE not in obj or not obj.imagedyn.volume_path:
+    """True when a baked plane's wind arrows or Pin Edges changed since its keys were written (the volume file is
+    read only when arrows are involved: a plane without arrows whose file went missing keeps its keys quietly).
+    Keys written before the signature existed are kept until the plane gets a wind arrow (or Bake / Pin Edges is
+    pressed)."""
+    if not shapekeys.has_modal_keys(obj) or not obj.imagedyn.volume_path:
+        return False
+    stored = obj.get(shapekeys.BAKED_SIGNATURE)
+    winds = wind.has_winds(obj)
+    if stored is None:
+        return winds
+    if not winds and stored.endswith(f"|wind:|pin:{pin_rows(obj)}"):
         return False
     volume, source = volumes.plane_volume(obj)
-    return obj[shapekeys.BAKED_SIGNATURE] != keys_signature(obj, volume, source, frame)
+    return stored != keys_signature(obj, volume, source, frame)
 
 
 @dataclasses.dataclass

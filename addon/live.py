@@ -32,17 +32,17 @@ def _say_once(plane, message: str) -> None:
     wind.set_error(plane, message)
 
 
-def update_plane(plane, scene=None) -> bool:
-    """Bring one plane up to date: re-bake its keys when its wind arrows or Pin Edges changed, re-simulate its
-    pokes when they (or the keys they excite) changed, refresh its Show Motion colours. Returns whether keys or
-    pokes were re-made. Problems (volume gone, plane not bakeable) are kept for the panel."""
+def update_plane(plane, scene=None, rebake: bool = False) -> bool:
+    """Bring one plane up to date: re-bake its keys when its wind arrows or Pin Edges changed (or ``rebake``),
+    re-simulate its pokes when they (or the keys they excite) changed, refresh its Show Motion colours. Returns
+    whether keys or pokes were re-made. Problems (volume gone, plane not bakeable) are kept for the panel."""
     scene = scene or bpy.context.scene
     changed = False
     _state["busy"] = True
     try:
         try:
             frame = shapekeys.plane_frame(plane) if shapekeys.has_modal_keys(plane) else None
-            if frame is not None and bake.keys_stale(plane, frame):
+            if frame is not None and (rebake or bake.keys_stale(plane, frame)):
                 bake.rebake_keys(plane, frame)
                 changed = True
             wind.set_error(plane, "")

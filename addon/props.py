@@ -53,7 +53,7 @@ def _update_anchor(self, context):
 
 def _update_pin(self, context):
     """Pin Edges: re-bake the keys in place (problems are logged and shown in the panel)."""
-    live.update_plane(self.id_data)
+    live.update_plane(self.id_data, rebake=True)
 
 
 def _update_show_motion(self, context):

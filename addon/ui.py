@@ -226,8 +226,30 @@ class IMAGEDYN_PT_pokes(_SidebarPanel, bpy.types.Panel):
                       else "No trigger key: keyframe Trigger (I) at the poke's frame")
 
 
+class IMAGEDYN_PT_wind(_SidebarPanel, bpy.types.Panel):
+    """The active wind arrow's settings (the Motion panels belong to the plane)."""
+
+    bl_label = "Wind Arrow"
+
+    @classmethod
+    def poll(cls, context):
+        return wind.is_wind(context.active_object)
+
+    def draw(self, context):
+        layout = self.layout
+        obj = context.active_object
+        settings = obj.imagedyn_wind
+        layout.label(text=f"'{obj.name}' on '{obj.parent.name if obj.parent else '?'}'", icon="FORCE_WIND")
+        layout.prop(settings, "enabled")
+        layout.prop(settings, "strength", slider=True)
+        layout.label(text="G moves, R turns, S sets its reach", icon="INFO")
+        error = wind.last_error(obj.parent) if obj.parent is not None else ""
+        for i, line in enumerate(jobs.wrap(error, 48)):
+            layout.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+
+
 classes = (IMAGEDYN_PT_plane, IMAGEDYN_PT_motion, IMAGEDYN_PT_animate, IMAGEDYN_PT_steer, IMAGEDYN_PT_loop,
-           IMAGEDYN_PT_pokes)
+           IMAGEDYN_PT_pokes, IMAGEDYN_PT_wind)
 
 
 def register_status_bar() -> None:

@@ -34,7 +34,7 @@ def summary(volume: spectral.SpectralVolume) -> str:
             f"{volume.height}, for a {volume.source_size[0]}x{volume.source_size[1]} image")
 
 
-def plane_volume(plane, purpose: str = "this") -> tuple:
+def plane_volume(plane, purpose: str = "wind arrows and Pin Edges re-bake from it") -> tuple:
     """``(volume, source)`` of a plane's volume file, read once per file version; ``source`` identifies that
     version (path and modification time). VolumeUnavailable when the plane has none, the file is gone or wrong;
     ``purpose`` ("pokes need it to simulate") completes the message."""

@@ -382,3 +382,29 @@ def test_paint_motion_makes_an_empty_brush_group_and_remove_brush_deletes_it(bpy
     assert bpy.ops.imagedyn.remove_brush() == {"FINISHED"}
     assert brush.GROUP not in obj.vertex_groups
     bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def test_planes_baked_before_the_signature_and_planes_whose_volume_went_missing(bpy, tmp_path):
+    import os
+
+    from addon import live, shapekeys, ui, wind
+
+    volume = _border_volume()
+    obj = make_baked_plane(tmp_path, volume, columns=COLS, image_size=(W, H))
+    del obj[shapekeys.BAKED_SIGNATURE]  # as baked by an earlier version of the add-on
+    keys = _key_positions(obj)
+    assert live.refresh(bpy.context.scene) == [] and np.array_equal(_key_positions(obj), keys)  # kept as they are
+    obj.imagedyn.pin_edges = False  # pressing Pin Edges always re-bakes
+    free = _key_positions(obj)
+    assert not np.array_equal(free, keys) and obj.get(shapekeys.BAKED_SIGNATURE)
+    # the volume file went missing: a plane without arrows keeps its keys and shows no error
+    os.remove(bpy.path.abspath(obj.imagedyn.volume_path))
+    assert live.refresh(bpy.context.scene) == [] and not wind.last_error(obj)
+    with pytest.raises(RuntimeError, match="added but the plane was not re-baked: .* is missing: wind arrows and Pin "
+                                           "Edges re-bake from it; load it again"):
+        bpy.ops.imagedyn.wind_add(u=0.5, v=0.5)
+    assert "is missing" in wind.last_error(obj) and np.array_equal(_key_positions(obj), free)
+    (empty,) = wind.plane_winds(obj)
+    bpy.context.view_layer.objects.active = empty
+    assert ui.IMAGEDYN_PT_wind.poll(bpy.context)
+    assert not ui.IMAGEDYN_PT_wind.poll(type("C", (), {"active_object": obj})())
