@@ -19,7 +19,7 @@ import numpy as np
 from bpy.props import StringProperty
 
 from . import bake, brush, jobs, overlay, plane, prefs, shapekeys
-from .core import hint, png, protocol, spectral
+from .core import files, hint, png, protocol, spectral
 from .core.protocol import BackendError, JobCancelled
 from .ops import PlaneOperator, active_mesh
 
@@ -135,16 +135,14 @@ def save_volume(object_name: str, data: bytes) -> tuple[str, spectral.SpectralVo
     os.makedirs(folder, exist_ok=True)
     digest = hashlib.sha256(data).hexdigest()[:12]
     path = os.path.join(folder, f"{bpy.path.clean_name(object_name)}_{digest}.npz")
-    tmp = path + ".part"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    try:
-        volume = spectral.load_npz(tmp)
-    except spectral.SpectralVolumeError as exc:
-        os.remove(tmp)
-        raise BackendError("bad_volume", f"The backend sent an unusable spectral volume ({exc}): update the "
-                                         "backend and the add-on to matching versions") from None
-    os.replace(tmp, path)
+    with files.atomic_path(path) as tmp:  # validated before it replaces anything
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        try:
+            volume = spectral.load_npz(tmp)
+        except spectral.SpectralVolumeError as exc:
+            raise BackendError("bad_volume", f"The backend sent an unusable spectral volume ({exc}): update the "
+                                             "backend and the add-on to matching versions") from None
     return (bpy.path.relpath(path) if beside else path), volume, beside
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import compat, shapekeys
 from .core import mesh as core_mesh
+from .core import spectral
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,8 @@ def write_plain_loop(obj) -> int:
         return 0
     length, start, phase, amplitude = loop_settings(obj)
     frames = np.arange(start, start + length + 1, dtype=np.float64)  # closing frame = first frame
-    q, dq = core_mesh.loop_coordinates(len(bands), frames, length, amplitude, phase)
-    write_modal_coordinates(obj, q, frames, dq, cyclic=True)
+    q, dq = spectral.loop_coordinates(len(bands), frames, length, amplitude, phase)  # (F, K)
+    write_modal_coordinates(obj, q.T, frames, dq.T, cyclic=True)
     if length < 2 * len(bands):
         log.warning("loop of %d frames is shorter than 2K=%d: the fastest bands flicker from frame to frame",
                     length, 2 * len(bands))

@@ -40,9 +40,9 @@ def _cmd_extract(args) -> int:
     name = os.path.splitext(os.path.basename(args.video))[0] if args.video else "sample_meadow"
     output = args.output or name + ".npz"
     if args.preview:
-        from backend.preview import SUPPORTED_EXTENSIONS
-        if os.path.splitext(args.preview)[1].lower() not in SUPPORTED_EXTENSIONS:
-            raise UserError(f"--preview '{args.preview}': use a file ending in {' or '.join(SUPPORTED_EXTENSIONS)}")
+        from backend.video import VIDEO_EXTENSIONS
+        if os.path.splitext(args.preview)[1].lower() not in VIDEO_EXTENSIONS:
+            raise UserError(f"--preview '{args.preview}': use a file ending in {' or '.join(VIDEO_EXTENSIONS)}")
     try:
         size = parse_size(args.size)
         t0 = time.perf_counter()

@@ -1,7 +1,8 @@
 """The sample clip: a procedural meadow with flowers (256x160, 150 frames at 30 fps, H.264) that ``image-dynamics
-extract`` uses when no video is given. It is not shipped: it is rendered by ``backend.data.synthetic`` the first
-time it is needed (about 8 s on 2 cores) and kept in the user's cache under a name that hashes the scene settings
-and the renderer's source, so a changed renderer renders a new clip and an unchanged one is never rendered twice.
+extract`` uses when no video is given. It is not shipped: the scene generator (``backend.data.scenes``, a natural
+clip: frequencies off the loop's bins, decaying gusts) renders it the first time it is needed (about 4 s on 2 cores)
+and it is kept in the user's cache under a name that hashes the scene settings and the generator's source, so a
+changed generator renders a new clip and an unchanged one is never rendered twice.
 
     path = sample_clip()            # $XDG_CACHE_HOME/image-dynamics/sample/sample_meadow-<hash>.mp4
     write_sample_clip("demo.mp4")   # the same clip anywhere (scripts/make_sample_clip.py)
@@ -12,14 +13,13 @@ import glob
 import hashlib
 import json
 import os
-import tempfile
 from typing import Callable, Optional
 
 from backend.paths import user_cache_dir
 
-SCENE = {"kind": "meadow", "seed": 0, "num_frames": 150, "num_flowers": 7}
+SCENE = {"kind": "meadow", "seed": 14, "num_frames": 150, "exact": False}  # 54 blades, 7 flowers
 CRF = 16  # x264 quality: about 0.5 MB
-_SOURCES = ("synthetic*.py", "scene*.py")  # backend/data modules that draw the clip
+_SOURCES = ("scene*.py",)  # backend/data modules that draw the clip (scenes.py, scene_*.py)
 
 
 def clip_key(scene: dict = SCENE, crf: int = CRF) -> str:
@@ -37,19 +37,12 @@ def write_sample_clip(path: str, scene: Optional[dict] = None, crf: int = CRF,
                       progress: Optional[Callable[[int, int], None]] = None) -> str:
     """Render the sample scene (``SCENE`` updated by ``scene``) and write it to ``path`` as H.264 mp4. The file
     appears complete or not at all (written next to it, then renamed). Returns ``path``."""
-    from backend.data.synthetic import SceneConfig, render_scene, write_video
+    from backend.data.scenes import SceneConfig, render_scene
+    from backend.video import write_video
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     clip = render_scene(SceneConfig(**{**SCENE, **(scene or {})}), progress=progress)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", prefix=".sample-", dir=folder)
-    os.close(fd)
-    try:
-        write_video(clip, tmp, crf=crf)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_video(path, clip.frames, clip.fps, crf=crf, preset="slow")
     return path
 
 

@@ -16,12 +16,26 @@ bit-deterministic; on CUDA ``index_add_`` accumulates with atomics unless
 
 Layouts: ``src`` (B, C, H, W); ``flow`` (B, 2, H, W) in pixels, channel 0 = x (right), channel 1 = y (down);
 ``metric`` (B, 1, H, W). Outputs are (B, C, H, W), plus (B, 1, H, W) coverage when asked for.
+
+Around the splat, what every user of it needs (the preview, the neural renderer, the evaluation):
+
+* **Who is in front** (:func:`motion_metric`): DESIGN.md's motion magnitude ``W(p) = mean_t ||F_t(p)||^2`` over the
+  volume's loop (``backend.spectral.mean_square_displacement``; big motion = in front), as the rescaled RMS
+  motion ``metric_range * sqrt(W) / max sqrt(W)``. RMS (not W) keeps slow parts ordered too (in [0, 20] a part
+  moving at a quarter of the peak still gets metric 5, i.e. 148x the weight of the static background), and the
+  fixed range keeps exp() far from float32 underflow for any image scale.
+* **Holes** (:func:`fill_holes`): disocclusions and vacated borders get the colour of what lies behind.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["splat_sums", "softmax_splat", "average_splat"]
+__all__ = ["splat_sums", "softmax_splat", "average_splat", "motion_metric", "fill_holes", "FILL_CONFIDENCE"]
+
+FILL_CONFIDENCE = 0.5  # coverage at or above which a splatted pixel is kept as is
+BACKGROUND_BIAS = 0.5  # hole fill: a pixel with metric 20 weighs e^-10 of a static one
+CRACK_COVERAGE = 0.6  # mean coverage of a 3x3 neighbourhood above which a hole is a crack, not a disocclusion
 
 
 def _check(src: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor | None) -> None:
@@ -120,3 +134,63 @@ def average_splat(src: torch.Tensor, flow: torch.Tensor, *, return_coverage: boo
     """Softmax splatting with a constant metric: where sources overlap they are averaged (bilinear weights)."""
     _check(src, flow, None)
     return _normalised_splat(src, flow, None, return_coverage)
+
+
+def motion_metric(weight: torch.Tensor, metric_range: float, min_motion_px: float,
+                  gain: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """W (B, 1, H, W) in px² -> splat metric (B, 1, H, W) in [0, gain * metric_range]: the rescaled RMS motion
+    ``gain * metric_range * sqrt(W) / max(max sqrt(W), min_motion_px)`` per image; 0 where nothing moves."""
+    if weight.ndim != 4 or weight.shape[1] != 1:
+        raise ValueError(f"weight must have shape (B, 1, H, W), got {tuple(weight.shape)}")
+    rms = weight.clamp_min(0.0).sqrt()
+    peak = rms.amax(dim=(1, 2, 3), keepdim=True).clamp_min(min_motion_px)
+    return gain * metric_range * rms / peak
+
+
+def fill_holes(image: torch.Tensor, coverage: torch.Tensor, metric: torch.Tensor | None = None, *,
+               confidence: float = FILL_CONFIDENCE, background_bias: float = BACKGROUND_BIAS) -> torch.Tensor:
+    """Push-pull fill of a splat's holes. image (B, C, H, W), coverage (B, 1, H, W) >= 0 (0 = hole) -> (B, C, H, W).
+
+    Pixels with coverage >= ``confidence`` are returned unchanged; holes get the average colour of the finest
+    pyramid level around them that has enough coverage (the splat result, weighted by its coverage, is averaged
+    down an image pyramid); partial coverage blends linearly. With the splatted ``metric`` (B, 1, H, W) the
+    average favours background: each pixel's colour weighs ``exp(-background_bias * (metric - min metric))``, and a
+    pyramid cell is trusted less when a neighbouring cell lies further back, because what a moving part uncovers
+    lies behind it. Chosen over "original pixel at the hole", which re-draws the moving object at its rest position
+    (a ghost), and over a plain push-pull, which smears the moving object's colour into the gap it leaves.
+    """
+    alpha = coverage.clamp(0.0, 1.0)
+    if bool((alpha >= confidence).all()):
+        return image
+    # Cracks first: a hole whose 3x3 neighbourhood is mostly covered (a stretched part pulling its pixels apart)
+    # takes its neighbours' plain average, whatever lies behind, so moving parts do not get background specks.
+    near = F.avg_pool2d(alpha, 3, stride=1, padding=1, count_include_pad=False)
+    crack = (alpha < confidence) & (near >= CRACK_COVERAGE)
+    if bool(crack.any()):
+        mean = F.avg_pool2d(image * alpha, 3, stride=1, padding=1, count_include_pad=False) / near.clamp_min(1e-30)
+        image = torch.where(crack, mean, image)
+        alpha = torch.where(crack, torch.ones_like(alpha), alpha)
+        if metric is not None:
+            metric_mean = F.avg_pool2d(metric * coverage.clamp(0.0, 1.0), 3, stride=1, padding=1,
+                                       count_include_pad=False) / near.clamp_min(1e-30)
+            metric = torch.where(crack, metric_mean, metric)
+    if bool((alpha >= confidence).all()):
+        return image
+    weight = alpha
+    if metric is not None:
+        low = metric.amin(dim=(1, 2, 3), keepdim=True)
+        weight = alpha * torch.exp(-background_bias * (metric - low))
+    levels = [(image * weight, weight, alpha)]
+    while min(levels[-1][0].shape[-2:]) > 1:
+        levels.append(tuple(F.avg_pool2d(x, 2, ceil_mode=True) for x in levels[-1]))
+    v, w, _ = levels[-1]
+    filled = v / w.clamp_min(1e-30)  # coarsest level: the mean colour (0 if nothing is covered at all)
+    for v, w, a in reversed(levels[:-1]):
+        up = F.interpolate(filled, size=v.shape[-2:], mode="bilinear", align_corners=False)
+        conf = (a / confidence).clamp(0.0, 1.0)
+        if metric is not None:  # trust a cell less when a neighbouring cell is further back
+            back = w / a.clamp_min(1e-30)  # mean exp(-bias * metric) of the cell's covered pixels, in [0, 1]
+            conf = conf * back / F.max_pool2d(back, 3, stride=1, padding=1).clamp_min(1e-30)
+        filled = conf * (v / w.clamp_min(1e-30)) + (1.0 - conf) * up
+    keep = alpha >= confidence
+    return torch.where(keep, image, filled)

@@ -12,15 +12,13 @@ the best of ``--repeat`` runs is reported with the median.
 from __future__ import annotations
 
 import argparse
-import pathlib
 import statistics
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import blender_scene  # noqa: E402  (first: bpy's config and cache in build/, the repository on sys.path)
-import numpy as np  # noqa: E402
+import blender_scene  # first: bpy's config and cache go to build/bench-home
+import numpy as np
 
 
 def _live_timings(bpy, obj, repeat: int):

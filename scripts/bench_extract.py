@@ -17,13 +17,11 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-
-from addon.core.spectral import SpectralVolume  # noqa: E402
-from backend.flow import FlowConfig, compute_trajectories  # noqa: E402
-from backend.preview import warp_frames  # noqa: E402
-from backend.sample import sample_clip  # noqa: E402
-from backend.video import read_clip  # noqa: E402
+from addon.core.spectral import SpectralVolume
+from backend.flow import FlowConfig, compute_trajectories
+from backend.preview import warp_frames
+from backend.sample import sample_clip
+from backend.video import read_clip
 
 
 def best_of(fn, repeats):

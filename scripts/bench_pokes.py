@@ -15,14 +15,12 @@ import os
 import pathlib
 import platform
 import statistics
-import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import blender_scene  # noqa: E402  (first: bpy's config and cache in build/, the repository on sys.path)
-import numpy as np  # noqa: E402
+import blender_scene  # first: bpy's config and cache go to build/bench-home
+import numpy as np
 
-from addon.core import modal, spectral  # noqa: E402
+from addon.core import modal, spectral
 
 
 def machine_info() -> str:

@@ -17,15 +17,12 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from backend.preview import demo_inputs, warp_frames  # noqa: E402
-from backend.render import checkpoint  # noqa: E402
-from backend.render.frames import LoopSettings, loop_coordinates  # noqa: E402
-from backend.render.render import RenderSettings, iter_frames, render_sequence  # noqa: E402
+from backend.preview import demo_inputs, warp_frames
+from backend.render import checkpoint
+from backend.render.frames import LoopSettings
+from backend.render.render import RenderSettings, iter_frames, render_sequence
 
 
 def _time(fn, repeat: int) -> list:
@@ -56,7 +53,7 @@ def main(argv=None) -> int:
         w, h = (int(v) for v in size.split("x"))
         photo, volume = demo_inputs(width=w, height=h, amplitude=4.0 * w / 256)
         frames = tuple(range(args.frames))
-        q = loop_coordinates(volume.k, frames, LoopSettings.for_volume(volume, volume.fps))
+        q = LoopSettings.for_volume(volume, volume.fps).coordinates(volume.k, frames)
 
         def render():
             for _ in iter_frames(model, photo, volume, q):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import pathlib
 import re
 import subprocess
 import sys
@@ -24,18 +23,15 @@ import time
 
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from addon.core import protocol, spectral  # noqa: E402
-from addon.core.client import BackendClient  # noqa: E402
-from addon.core.protocol import BackendError  # noqa: E402
+from addon.core import protocol, spectral
+from addon.core.client import BackendClient
+from addon.core.protocol import BackendError
 
 
 def start_server(cache_dir: str, max_queue: int, timeout: float = 180.0):
     cmd = [sys.executable, "-m", "backend.cli", "serve", "--port", "0", "--model", "tiny", "--device", "cpu",
            "--cache-dir", cache_dir, "--max-queue", str(max_queue)]
-    proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     deadline = time.monotonic() + timeout
     lines = []

@@ -3,16 +3,15 @@ photo plane, the made-up sway volume, an anchor weight ramp, an orthographic Cyc
 strip image.
 
 ``scripts/`` is not a package: a script imports this module from its own folder (``python scripts/x.py`` puts that
-folder on ``sys.path``; the scripts also add it themselves). Importing it first keeps bpy's config and cache in
-build/bench-home (bpy reads these variables when it is imported) and puts the repository on ``sys.path``. bpy
-itself is imported only inside the functions, so scripts that can run without Blender still can.
+folder on ``sys.path``); ``addon`` and ``backend`` come from the installed package. Importing this module first
+keeps bpy's config and cache in build/bench-home (bpy reads these variables when it is imported). bpy itself is
+imported only inside the functions, so scripts that can run without Blender still can.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import pathlib
-import sys
 
 import numpy as np
 
@@ -21,8 +20,6 @@ DEMO_PHOTO = "/work/shared/data/photos/mate_ladybird_forgetmenot.jpg"
 for _var, _sub in (("BLENDER_USER_RESOURCES", "blender"), ("XDG_CONFIG_HOME", "config"),
                    ("XDG_CACHE_HOME", "cache")):
     os.environ.setdefault(_var, str(ROOT / "build" / "bench-home" / _sub))
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def strip_arguments(doc: str, output_name: str, width: int) -> argparse.ArgumentParser:

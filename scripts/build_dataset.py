@@ -19,16 +19,11 @@ import queue
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one thread per worker process
-    os.environ.setdefault(_var, "1")
+from tqdm import tqdm
 
-from tqdm import tqdm  # noqa: E402
-
-from backend.data.build import (BuildConfig, assemble_card, init_worker, job_done, plan_jobs,  # noqa: E402
-                                run_in_worker, run_job)
-from backend.data.shards import clean_partial, write_json  # noqa: E402
-from backend.data.stats import dataset_stats, save_stats  # noqa: E402
+from backend.data.build import BuildConfig, assemble_card, init_worker, job_done, plan_jobs, run_in_worker, run_job
+from backend.data.shards import clean_partial, write_json
+from backend.data.stats import dataset_stats, save_stats
 
 log = logging.getLogger("build_dataset")
 VIDEO_EXT = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v")
@@ -57,6 +52,8 @@ def parse_args(argv=None):
     p.add_argument("--stride", type=int, default=15, help="real clips: every N-th start frame (default 15)")
     p.add_argument("--holdout", default="", help="comma-separated clip names (file names without extension) held "
                                                   "out from every training stage: split 'test' for evaluation")
+    p.add_argument("--val-fraction-real", type=float, default=0.15,
+                   help="share of the (not held-out) real clips in split 'val' (default 0.15; 0 = train on all)")
     p.add_argument("--photos", default="", help="photo library (scripts/build_photo_library.py) for procedural "
                                                  "scenes with real photographs; default: procedural only")
     p.add_argument("--pairs-per-scene", type=int, default=2, help="render pairs per synthetic scene (default 2)")
@@ -80,6 +77,7 @@ def config_from_args(a) -> BuildConfig:
                       width=w, height=h, num_frames=a.frames, fps=a.fps, k=a.k, max_bin=a.k - 1, stride=a.stride,
                       pairs_per_scene=a.pairs_per_scene, pairs_per_window=a.pairs_per_window,
                       holdout=tuple(c for c in a.holdout.split(",") if c), photos=a.photos,
+                      val_fraction_real=a.val_fraction_real,
                       negatives=a.negatives, seed=a.seed, chunk=a.chunk)
     try:
         cfg.validate()
@@ -93,12 +91,15 @@ def _check_resume(cfg: BuildConfig) -> None:
     if os.path.isfile(path):
         with open(path) as f:
             old = json.load(f)
-        if old != json.loads(json.dumps(cfg.signature())):
-            diff = sorted(k for k in set(old) | set(cfg.signature()) if old.get(k) != cfg.signature().get(k))
+        for key in cfg.SPLIT_FIELDS:
+            old.pop(key, None)
+        new = json.loads(json.dumps(cfg.signature(splits=False)))
+        if old != new:
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise SystemExit(f"error: '{cfg.root}' holds a build with other arguments ({', '.join(diff)} differ); "
                              "use another folder or delete it")
     os.makedirs(cfg.root, exist_ok=True)
-    write_json(path, cfg.signature())
+    write_json(path, cfg.signature(splits=False))
 
 
 def main(argv=None) -> int:
@@ -138,6 +139,8 @@ def main(argv=None) -> int:
                 for j in todo:
                     ran.append(run_job(j, cfg, bar.update))
             else:
+                for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # read by each spawned
+                    os.environ.setdefault(var, "1")  # worker as it starts: one thread per worker process
                 ctx = mp.get_context("spawn")
                 ticks = ctx.Queue()
                 pool = ctx.Pool(a.workers, initializer=init_worker, initargs=(ticks, level))
@@ -166,8 +169,7 @@ def main(argv=None) -> int:
                      "mean_power": [float(p) for p in stats["mean_power"]],
                      "windows": int(stats["num_windows"]), "seconds": round(time.perf_counter() - t0, 1)}
     if not a.no_plot:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import plot_dataset
+        import plot_dataset  # a sibling script: its folder is on sys.path when a script runs
         plot_dataset.plot(cfg.root, os.path.join(cfg.root, "fig2.png"), card=card)
         card["figure"] = "fig2.png"
     card["time"]["seconds_wall_this_run"] = round(time.perf_counter() - t_start, 1)

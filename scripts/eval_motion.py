@@ -1,122 +1,189 @@
 #!/usr/bin/env python
-"""Evaluate motion models on held-out windows (split "val": synthetic by scene seed, real by clip) against baselines.
+"""Evaluate motion models on held-out real clips and held-out procedural scenes, on trusted pixels, against cues.
 
-    python scripts/eval_motion.py --data /work/datasets/gid_v1 --model runs/motion/freq/model.pt \
-        --stage1 runs/motion/unet/model.pt --samples 3 --steps 25 --json eval.json
+    python scripts/eval_motion.py --real /work/datasets/real_v2 --synthetic /work/datasets/syn_v2 \
+        --model backend/assets/motion_default.pt --v1 backend/assets/motion_v1.pt --json eval.json
 
-Metrics per window (then averaged, separately for synthetic and real):
-  (a) Spearman rank correlation of predicted vs true motion-amplitude maps (does it know *what* moves; higher better)
-  (b) per-frequency log10 power-spectrum error, paper Fig. 2 (lower better)
-  (c) best-of-N trajectory end-point error in pixels of the 256x160 map (lower better)
-Baselines: zero motion (Repeat I0) and the mean training spectrum everywhere (mean complex coefficient per frequency
-for (c), mean power per frequency for (b); both are spatially constant, so their (a) is 0 by definition).
+Real: the windows of the clips the dataset build held out with --holdout (split "test": no stage trains, validates
+or calibrates on them), at most --max-per-clip per clip, spread over each clip. Procedural: the held-out scene
+seeds (split "val") of --synthetic. Metrics per window on trusted pixels (real windows carry the flow's trust;
+procedural ones are exact), then the mean over windows (geometric mean for ratios):
+
+  Spearman ↑      rank correlation of predicted and true amplitude maps (does it know *what* moves)
+  log-spec ↓      mean over k >= 1 of |log10 P_pred(k) - log10 P_true(k)|, P = mean power (paper Fig. 2)
+  amp ratio       mean predicted / true amplitude (1 = right; target 0.5..2)
+  rough ratio     roughness (mean |grad c| / mean |c|) predicted / true (speckle; target <= 2)
+  out/in          with a hint drawn from the truth: mean motion outside the hint / inside (target <= 0.1); the
+                  other metrics of that row are taken inside the hint
+
+Rows: zero motion, mean training spectrum, texture cue, ImageNet-class cue, v1 (--v1), the model without hint,
+the model with the truth's hint. N = --samples seeds per window (metrics averaged).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from backend.motion.cues import class_cue, cue_volume, texture_cue
+from backend.motion.evaluation import summarise, trusted_metrics, trusted_spectrum, truth_hint
+from backend.motion.predictor import PredictParams, load_predictor
 
-from backend.motion.evaluation import log_spectrum_error, window_metrics  # noqa: E402
-from backend.motion.predictor import PredictParams, load_predictor  # noqa: E402
+COLUMNS = ("spearman", "log_spectrum_error", "amplitude_ratio", "roughness_ratio", "outside_inside")
+HEAD = ("Spearman ↑", "log-spec ↓", "amp ratio", "rough ratio", "out/in")
 
 
-def mean_training_spectrum(ds, n=64):
+def pick(ds, split: str, per_group: int | None, limit: int | None) -> list:
+    """Indices of ``split``: at most ``per_group`` per group, spread over it, and at most ``limit`` in all."""
+    groups = ds.groups()
+    by = {}
+    for i, g in enumerate(groups):
+        by.setdefault(g, []).append(i)
+    out = []
+    for g in sorted(by):
+        idx = by[g]
+        if per_group and len(idx) > per_group:
+            idx = [idx[j] for j in np.linspace(0, len(idx) - 1, per_group).round().astype(int)]
+        out += idx
+    if limit and len(out) > limit:
+        out = [out[j] for j in np.linspace(0, len(out) - 1, limit).round().astype(int)]
+    return out
+
+
+def mean_power(ds, n: int = 96) -> np.ndarray:
+    """Mean power per frequency over the trusted pixels of up to ``n`` training windows."""
     idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int)
-    acc = None
-    power = None
+    acc = []
     for i in idx:
-        c = np.asarray(ds[int(i)]["coeffs"]).astype(np.float64)
-        m = c.mean(axis=(2, 3))
-        p = (c ** 2).mean(axis=(2, 3))
-        acc = m if acc is None else acc + m
-        power = p if power is None else power + p
-    return acc / len(idx), power / len(idx)  # (K, 4) each
+        s = ds[int(i)]
+        c, mask = np.asarray(s["coeffs"], np.float32), np.asarray(s["trust"]) > 0.5
+        if mask.any():
+            acc.append(np.concatenate([[0.0], trusted_spectrum(c, mask)]))
+    return np.mean(acc, axis=0)
+
+
+def evaluate(items: list, models: dict, params: PredictParams, samples: int, power: np.ndarray, trunk,
+             batch: int) -> dict:
+    rows = {name: [] for name in ("zero motion", "mean spectrum", "texture cue", "ImageNet-class cue")}
+    for it in items:
+        true, trust = it["coeffs"], it["trust"]
+        rows["zero motion"].append(trusted_metrics(np.zeros_like(true), true, trust))
+        h, w = true.shape[-2:]
+        rows["mean spectrum"].append(trusted_metrics(cue_volume(np.ones((h, w), np.float32), power), true, trust))
+        rows["texture cue"].append(trusted_metrics(cue_volume(texture_cue(it["photo"]), power), true, trust))
+        with torch.no_grad():
+            logits = trunk(torch.as_tensor(it["photo"])[None])["logits"][0]
+        rows["ImageNet-class cue"].append(trusted_metrics(cue_volume(class_cue(logits, (h, w)), power), true, trust))
+    from tqdm import tqdm
+
+    for name, (pred, with_hint) in models.items():
+        rows[name] = []
+        for b in tqdm(range(0, len(items), batch), desc=name, unit="batch", leave=False):
+            chunk = items[b:b + batch]
+            photos = torch.stack([torch.as_tensor(c["photo"]) for c in chunk])
+            hints = None
+            if with_hint:
+                hints = torch.stack([torch.as_tensor(c["hint"])[None] for c in chunk])
+            out = pred.sample_batch(photos, params, samples, hints=hints)
+            for it, s in zip(chunk, out):
+                ms = [trusted_metrics(x, it["coeffs"], it["trust"], it["hint"] if with_hint else None) for x in s]
+                rows[name].append({k: float(np.mean([m[k] for m in ms])) for k in ms[0]})
+    return {name: summarise(r) | {"windows": len(r)} for name, r in rows.items()}, rows
+
+
+def per_group(items: list, rows: dict, names: list) -> dict:
+    out = {}
+    for g in sorted({it["group"] for it in items}):
+        sel = [j for j, it in enumerate(items) if it["group"] == g]
+        out[g] = {n: summarise([rows[n][j] for j in sel]) for n in names}
+    return out
+
+
+def table(title: str, result: dict) -> str:
+    lines = [f"\n{title}", "| method | " + " | ".join(HEAD) + " | windows |", "|---" * (len(HEAD) + 2) + "|"]
+    for name, m in result.items():
+        cells = [f"{m[c]:.3f}" if c in m and np.isfinite(m[c]) else "—" for c in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {m['windows']} |")
+    return "\n".join(lines)
+
+
+def load_items(ds, idx) -> list:
+    items = []
+    for i in idx:
+        s = ds[int(i)]
+        it = {k: v.numpy() if torch.is_tensor(v) else v for k, v in s.items()}
+        it["hint"] = truth_hint(it["coeffs"])
+        items.append(it)
+    return items
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True)
-    p.add_argument("--real-data", help="another dataset root whose windows (all splits) are scored as held-out real "
-                                       "windows, for a model that never saw it")
-    p.add_argument("--model", default=None, help="motion checkpoint (default: the shipped one)")
-    p.add_argument("--stage1", help="stage-1 checkpoint for the independent-prediction ablation")
-    p.add_argument("--samples", type=int, default=3, help="N for best-of-N (default 3)")
+    p.add_argument("--real", help="dataset whose split 'test' holds the held-out real clips (build --holdout)")
+    p.add_argument("--real-train", help="dataset whose train split gives the mean real spectrum (default --real)")
+    p.add_argument("--synthetic", help="procedural dataset; its split 'val' holds the held-out scenes")
+    p.add_argument("--model", default=None, help="the model to evaluate (default: the shipped one)")
+    p.add_argument("--v1", help="the v1 checkpoint, for its row")
+    p.add_argument("--samples", type=int, default=2)
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=1.5)
-    p.add_argument("--max-synthetic", type=int, default=48)
-    p.add_argument("--max-real", type=int, default=48)
+    p.add_argument("--max-per-clip", type=int, default=6)
+    p.add_argument("--max-synthetic", type=int, default=24)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--threads", type=int)
-    p.add_argument("--json", help="write the table as JSON here")
+    p.add_argument("--json", help="write the tables as JSON here")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    from tqdm import tqdm
-
+    if not (a.real or a.synthetic):
+        p.error("give --real and/or --synthetic")
     from backend.data.dataset import MotionDataset
+    from backend.motion.trunk import load_trunk
 
-    val = MotionDataset(a.data, split="val")
-    train = MotionDataset(a.data, split="train")
-    groups = val.groups()
-    sets = {"synthetic": [(val, i) for i, g in enumerate(groups) if g.startswith("syn:")][:a.max_synthetic],
-            "real": [(val, i) for i, g in enumerate(groups) if g.startswith("real:")]}
-    if a.real_data:
-        extra = MotionDataset(a.real_data, split="all")
-        sets["real"] += [(extra, i) for i, g in enumerate(extra.groups()) if g.startswith("real:")]
-    if len(sets["real"]) > a.max_real:
-        keep = np.linspace(0, len(sets["real"]) - 1, a.max_real).round().astype(int)
-        sets["real"] = [sets["real"][j] for j in keep]
-    mean_c, mean_p = mean_training_spectrum(train)
-    models = {"model": load_predictor(a.model, device="auto")}
-    if a.stage1:
-        models["stage 1 only"] = load_predictor(a.stage1, device="auto")
+    trunk = load_trunk()
+    model = load_predictor(a.model, device="auto")
+    models = {"model (automatic)": (model, False)}
+    if model.architecture == "v2":
+        models["model with the truth's hint"] = (model, True)
+    if a.v1:
+        models = {"v1": (load_predictor(a.v1, device="auto"), False), **models}
     params = PredictParams(steps=a.steps, guidance=a.guidance)
-    table = {}
+    report = {"model": model.model_id, "samples": a.samples, "steps": a.steps, "guidance": a.guidance}
     t0 = time.perf_counter()
-    for split, idx in sets.items():
-        if not idx:
+    text = []
+    for split, root, ds_split, per, limit in (("real", a.real, "test", a.max_per_clip, None),
+                                              ("procedural", a.synthetic, "val", None, a.max_synthetic)):
+        if not root:
             continue
-        rows = {name: [] for name in ["zero motion", "mean spectrum", *models]}
-        items = [{k: v.numpy() if torch.is_tensor(v) else v for k, v in ds[i].items()} for ds, i in idx]
-        h, w = items[0]["coeffs"].shape[-2:]
-        mean_volume = np.broadcast_to(mean_c[:, :, None, None], (mean_c.shape[0], 4, h, w)).astype(np.float32)
-        for it in items:
-            true = it["coeffs"]
-            rows["zero motion"].append(window_metrics([np.zeros_like(true)], true, it["num_frames"]))
-            m = window_metrics([mean_volume], true, it["num_frames"])
-            # (b) for the mean spectrum uses the mean *power* (the mean complex coefficient averages phases away)
-            amp = np.sqrt(mean_p[:, :, None, None])
-            m["log_spectrum_error"] = log_spectrum_error(np.broadcast_to(amp, true.shape), true)
-            rows["mean spectrum"].append(m)
-        for name, pred in models.items():
-            for b in tqdm(range(0, len(items), a.batch), desc=f"{split}: {name}", unit="batch"):
-                chunk = items[b:b + a.batch]
-                photos = torch.stack([torch.as_tensor(c["photo"]) for c in chunk])
-                samples = pred.sample_batch(photos, params, a.samples)
-                for it, s in zip(chunk, samples):
-                    rows[name].append(window_metrics(s, it["coeffs"], it["num_frames"]))
-        table[split] = {name: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} | {"windows": len(rs)}
-                        for name, rs in rows.items()}
-    print(f"\nheld-out windows of {a.data}; N={a.samples} samples, {a.steps} steps, guidance {a.guidance}; "
+        ds = MotionDataset(root, split=ds_split)
+        if not len(ds):
+            print(f"error: {root} has no '{ds_split}' windows" + (" (build it with --holdout CLIPS)"
+                                                                 if ds_split == "test" else ""), file=sys.stderr)
+            return 2
+        items = load_items(ds, pick(ds, ds_split, per, limit))
+        power = mean_power(MotionDataset(a.real_train or root if split == "real" else root, split="train"))
+        result, rows = evaluate(items, models, params, a.samples, power, trunk, a.batch)
+        report[split] = {"table": result, "groups": sorted({it["group"] for it in items}),
+                         "per_group": per_group(items, rows, list(result))}
+        text.append(table(f"{split}: {len(items)} held-out windows of {len(report[split]['groups'])} "
+                          f"{'clips' if split == 'real' else 'scenes'} ({', '.join(g.split(':', 1)[1] for g in report[split]['groups'][:8])}"
+                          f"{' ...' if len(report[split]['groups']) > 8 else ''})", result))
+        if split == "real":
+            text.append("\nper clip, Spearman / amp ratio / rough ratio:")
+            for g, r in report[split]["per_group"].items():
+                text.append(f"  {g.split(':', 1)[1]:34s} " + "  ".join(
+                    f"{n[:18]}: {m['spearman']:.2f}/{m['amplitude_ratio']:.2f}/{m['roughness_ratio']:.2f}"
+                    for n, m in r.items() if n not in ("zero motion", "mean spectrum")))
+    print(f"{model.model_id}; N={a.samples} samples, {a.steps} steps, guidance {a.guidance}; "
           f"{time.perf_counter() - t0:.0f} s")
-    print("| split | method | (a) Spearman ↑ | (b) log-spectrum err ↓ | (c) best-of-N EPE px ↓ | windows |")
-    print("|---|---|---|---|---|---|")
-    for split, rows in table.items():
-        for name, m in rows.items():
-            print(f"| {split} | {name} | {m['spearman']:.3f} | {m['log_spectrum_error']:.3f} | {m['best_epe']:.3f} "
-                  f"| {m['windows']} |")
+    print("\n".join(text))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"data": a.data, "samples": a.samples, "steps": a.steps, "guidance": a.guidance,
-                       "table": table}, f, indent=1)
+            json.dump(report, f, indent=1)
     return 0
 
 

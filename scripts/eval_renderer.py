@@ -37,20 +37,16 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from backend.flow import sample_at  # noqa: E402
-from backend.preview import FILL_CONFIDENCE, fill_holes  # noqa: E402
-from backend.render import checkpoint  # noqa: E402
-from backend.render.losses import psnr, ssim  # noqa: E402
-from backend.render.meshwarp import mesh_warp  # noqa: E402
-from backend.render.pairs import flow_fidelity  # noqa: E402
-from backend.render.splatting import motion_metric  # noqa: E402
-from backend.render.training import perturb_flow  # noqa: E402
-from backend.splat import average_splat, softmax_splat  # noqa: E402
+from backend.flow import sample_at
+from backend.render import checkpoint
+from backend.render.losses import psnr, ssim
+from backend.render.meshwarp import mesh_warp
+from backend.render.pairs import flow_fidelity
+from backend.render.training import perturb_flow
+from backend.splat import FILL_CONFIDENCE, average_splat, fill_holes, motion_metric, softmax_splat
 
 T_BINS = ((1, 30), (30, 75), (75, 10**6))
 FIDELITY_BINS = (("<20 dB", 0.0, 20.0), ("20-25 dB", 20.0, 25.0), (">=25 dB", 25.0, 1e9))

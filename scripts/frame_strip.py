@@ -16,11 +16,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-
-from addon.core.spectral import load_npz  # noqa: E402
-from backend.preview import warp_frames  # noqa: E402
-from backend.video import read_clip  # noqa: E402
+from addon.core.spectral import load_npz
+from backend.preview import warp_frames
+from backend.video import read_clip
 
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 

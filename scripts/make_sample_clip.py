@@ -1,22 +1,17 @@
 """Write the project's sample clip, a procedural meadow with flowers (256x160, 150 frames at 30 fps, H.264)
-rendered by ``backend.data.synthetic`` (``backend/sample.py``). ``image-dynamics extract`` without a VIDEO renders
-it into the user's cache by itself; this script writes it (or a variant) anywhere.
+rendered by the scene generator ``backend.data.scenes`` (``backend/sample.py``). ``image-dynamics extract``
+without a VIDEO renders it into the user's cache by itself; this script writes it (or a variant) anywhere.
 
-    .venv/bin/python scripts/make_sample_clip.py -o sample_meadow.mp4 [--seed 0] [--crf 16] [--frames 150]
+    .venv/bin/python scripts/make_sample_clip.py -o sample_meadow.mp4 [--seed 14] [--crf 16] [--frames 150]
 """
 from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from backend.sample import CRF, SCENE, write_sample_clip  # noqa: E402
+from backend.sample import CRF, SCENE, write_sample_clip
 
 MAX_BYTES = 1_000_000
 

@@ -9,14 +9,11 @@ pixel is the mean over the loop of the displacement length |F_t(p)|, in pixels o
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from addon.core.spectral import load_npz  # noqa: E402
+from addon.core.spectral import load_npz
 
 
 def motion_ratio(volume, ellipse) -> dict:

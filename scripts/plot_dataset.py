@@ -14,9 +14,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from backend.data.dataset import load_stats  # noqa: E402
+from backend.data.dataset import load_stats
 
 
 def _hist_after(counts_k, edges_log10, scale, bins):

@@ -12,17 +12,15 @@ one .npz (i0, it uint8 (N, H, W, 3); flow float16 (N, 2, H, W); weight float32 (
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from backend.data.build import clip_name, hash_name, scene_seed  # noqa: E402
-from backend.data.windows import read_frames, window_starts  # noqa: E402
-from backend.flow import compute_trajectories  # noqa: E402
+from addon.core.files import atomic_path
+from backend.data.build import clip_name, hash_name, scene_seed
+from backend.data.windows import read_frames, window_starts
+from backend.flow import compute_trajectories
 
 
 def main(argv=None) -> int:
@@ -62,9 +60,8 @@ def main(argv=None) -> int:
         rate = (n + 1) / (time.perf_counter() - t0)
         print(f"{n + 1}/{len(jobs)} windows ({name} @ {s}), ETA {(len(jobs) - n - 1) / rate:.0f} s", flush=True)
     arrays = {k: np.asarray(v) for k, v in out.items()}
-    tmp = args.output + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, args.output)
+    with atomic_path(args.output) as tmp:
+        np.savez(tmp, **arrays)
     print(f"wrote {args.output}: {len(out['t'])} pairs from {len(jobs)} windows of {len(args.clips)} clips")
     return 0
 

@@ -9,14 +9,11 @@ artist keeps the ground still while the stems sway. Needs bpy and Pillow (both i
 """
 from __future__ import annotations
 
-import pathlib
 import sys
 import tempfile
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import blender_scene  # noqa: E402  (first: bpy's config and cache in build/, the repository on sys.path)
-import numpy as np  # noqa: E402
-
+import blender_scene  # first: bpy's config and cache go to build/bench-home
+import numpy as np
 
 
 def main(argv=None) -> int:

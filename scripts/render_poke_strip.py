@@ -11,14 +11,12 @@ cores.
 """
 from __future__ import annotations
 
-import pathlib
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import blender_scene  # noqa: E402  (first: bpy's config and cache in build/, the repository on sys.path)
-import numpy as np  # noqa: E402
+import blender_scene  # first: bpy's config and cache go to build/bench-home
+import numpy as np
 
 POKE_FRAME = 4
 FRAMES = (3, 4, 25, 60, 110)  # the frame before the poke, its release, the swing back and the ringing-out

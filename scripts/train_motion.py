@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""Train the motion model, one stage at a time: vae -> unet (stage 1) -> freq (stage 2, frequency attention).
+"""Train the motion model: v2 in one stage (energy head + shape diffusion on a frozen ImageNet trunk), or v1 one stage
+at a time: vae -> unet (stage 1) -> freq (stage 2, frequency attention).
 
+    python scripts/train_motion.py --stage v2 --data D_SYN,D_REAL --out runs/v2 --steps 4000 --threads 1
     python scripts/train_motion.py --stage vae  --data /work/datasets/gid_v1 --out runs/motion --steps 3000
     python scripts/train_motion.py --stage unet --data ... --out runs/motion --init runs/motion/vae/model.pt
     python scripts/train_motion.py --stage freq --data ... --out runs/motion --init runs/motion/unet/model.pt
@@ -18,23 +20,23 @@ import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from backend.motion.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
-from backend.motion.config import MotionConfig, tiny_config  # noqa: E402
-from backend.motion.predictor import DEFAULT_CHECKPOINT  # noqa: E402
-from backend.motion.training import STAGES, Trainer, TrainOptions  # noqa: E402
+from backend.motion.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from backend.motion.config import MotionConfig, MotionV2Config, tiny_config, tiny_v2_config
+from backend.motion.predictor import DEFAULT_CHECKPOINT
+from backend.motion.training import STAGES, Trainer, TrainOptions
 
 PRESETS = {"default": MotionConfig, "tiny": tiny_config}
+PRESETS_V2 = {"default": MotionV2Config, "tiny": tiny_v2_config}
 
 
-def load_config(spec: str) -> MotionConfig:
-    if spec in PRESETS:
-        return PRESETS[spec]()
+def load_config(spec: str, v2: bool = False):
+    presets = PRESETS_V2 if v2 else PRESETS
+    if spec in presets:
+        return presets[spec]()
     with open(spec) as f:
-        return MotionConfig.from_dict(json.load(f))
+        return (MotionV2Config if v2 else MotionConfig).from_dict(json.load(f))
 
 
 class Windows(torch.utils.data.ConcatDataset):
@@ -61,7 +63,7 @@ def ship(src: str, dst: str) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--stage", choices=STAGES)
+    p.add_argument("--stage", choices=("v2",) + STAGES, help="v2 (one stage), or v1's vae, unet, freq")
     p.add_argument("--data", help="dataset root written by scripts/build_dataset.py (several: comma-separated; "
                                   "the first one's stats.npz sets the normalisation)")
     p.add_argument("--out", default="runs/motion", help="run folder (default runs/motion)")
@@ -75,6 +77,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-minutes", type=float, help="stop and save after this wall time (resume later)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--real-fraction", type=float, default=0.4, help="v2: share of real windows per batch")
+    p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16", help="v2: autocast precision")
     p.add_argument("--ship", metavar="MODEL_PT", help="write MODEL_PT as the shipped fp16 default and exit")
     p.add_argument("--ship-to", default=DEFAULT_CHECKPOINT)
     p.add_argument("-q", "--quiet", action="store_true")
@@ -90,10 +94,21 @@ def main(argv=None) -> int:
             p.error("--stage and --data are required (or --ship)")
         from backend.data.dataset import load_stats
 
+        roots = [r for r in a.data.split(",") if r]
+        if a.stage == "v2":
+            from backend.motion.training_v2 import TrainerV2, TrainV2Options
+
+            opts = TrainV2Options(out=a.out, steps=a.steps, batch=a.batch, lr=a.lr or 3e-4, val_every=a.val_every,
+                                  seed=a.seed, real_fraction=a.real_fraction, precision=a.precision, init=a.init,
+                                  max_minutes=a.max_minutes, max_windows=a.max_windows)
+            trainer = TrainerV2(opts, load_config(a.config, v2=True), Windows(roots, "train"), Windows(roots, "val"),
+                                progress=not a.quiet)
+            result = trainer.fit()
+            print(json.dumps(result))
+            return 0 if result["complete"] else 3
         lr = a.lr or {"vae": 1e-3, "unet": 3e-4, "freq": 2e-4}[a.stage]
         opts = TrainOptions(stage=a.stage, out=a.out, steps=a.steps, batch=a.batch, lr=lr, val_every=a.val_every,
                             seed=a.seed, max_windows=a.max_windows, init=a.init, max_minutes=a.max_minutes)
-        roots = [r for r in a.data.split(",") if r]
         stats = load_stats(roots[0])
         trainer = Trainer(opts, load_config(a.config), Windows(roots, "train"), Windows(roots, "val"),
                           stats["scales"], progress=not a.quiet)

@@ -18,14 +18,12 @@ import shutil
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import torch
 
-import torch  # noqa: E402
-
-from backend.render.checkpoint import model_id as checkpoint_id  # noqa: E402
-from backend.render.config import RendererConfig  # noqa: E402
-from backend.render.losses import LossWeights  # noqa: E402
-from backend.render.training import TrainConfig, train  # noqa: E402
+from backend.render.checkpoint import model_id as checkpoint_id
+from backend.render.config import RendererConfig
+from backend.render.losses import LossWeights
+from backend.render.training import TrainConfig, train
 
 log = logging.getLogger("train_renderer")
 

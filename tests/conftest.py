@@ -46,6 +46,18 @@ def bpy_backend(monkeypatch, tiny_backend):
     jobs.wait_idle(10)
 
 
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: tiny models are fastest so, the machine's other jobs are left alone, and
+    float results do not depend on the thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pytest_sessionfinish(session, exitstatus):
     _session["status"] = int(exitstatus)
 

@@ -39,7 +39,7 @@ def fresh_models():
 
     shared = tiny_models()
     model = shared.get()
-    manager = ModelManager("cpu", loader=lambda source, device: model.predictor if source == "tiny"
+    manager = ModelManager("cpu", loader=lambda source, device: model.model if source == "tiny"
                            else shared._loader(source, device))
     manager.load("tiny")
     return manager

@@ -62,8 +62,8 @@ def test_modal_offsets_reproduce_the_displacement_at_any_time():
     offsets = mesh.modal_offsets(vol.coeffs, uv, frame[1], frame[2])  # (K, 2, N, 3)
     assert offsets.shape == (5, 2, 63, 3)
     for t_frame in (0, 7, 23, 40):
-        q, _ = mesh.loop_coordinates(vol.k, np.array([t_frame]), vol.num_frames)
-        v_re, v_im = mesh.modal_key_values(q)
+        q, _ = spectral.loop_coordinates(vol.k, [t_frame], vol.num_frames)  # (1, K)
+        v_re, v_im = mesh.modal_key_values(q.T)
         shape = np.einsum("k,knc->nc", v_re[:, 0], offsets[:, 0]) + np.einsum("k,knc->nc", v_im[:, 0], offsets[:, 1])
         expected = mesh.predicted_offsets(vol.coeffs, vol.freqs_hz, t_frame / vol.fps, uv, frame[1], frame[2])
         assert np.abs(shape - expected).max() < 1e-5
@@ -75,16 +75,6 @@ def test_modal_key_values_sign_convention():
     assert v_re.tolist() == [[1.0, 0.0]] and v_im.tolist() == [[-2.0, 0.5]]
     a = 0.3 - 1.7j  # Re(A q) = Re A * value_re + Im A * value_im
     assert np.allclose(np.real(a * q), a.real * v_re + a.imag * v_im)
-
-
-def test_loop_coordinates_are_periodic_and_shifted_by_the_phase_frame():
-    frames = np.arange(0, 121, dtype=np.float64)
-    q, dq = mesh.loop_coordinates(16, frames, 120, amplitude=0.5, phase_frame=10)
-    assert np.allclose(q[:, 0], q[:, -1], atol=1e-12)
-    assert np.allclose(q[:, 10], 0.5)  # every band starts at phase 0 on the phase frame
-    assert np.abs(q[1, 40] - q[1, 10]) > 0.1
-    numeric = (q[:, 2:] - q[:, :-2]) / 2.0
-    assert np.allclose(dq[:3, 1:-1], numeric[:3], atol=2e-3)  # analytic derivative (low bands: small step error)
 
 
 def test_loop_lengths_round_to_whole_frames():

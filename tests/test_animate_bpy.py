@@ -373,7 +373,7 @@ def test_check_backend_reports_the_connection_in_the_preferences(bpy, server, mo
     assert jobs.wait_idle(20)
     job = jobs.job_for(prefs.CHECK_KEY)
     assert job.state == "done" and job.message.startswith("Connected: Image Dynamics backend")
-    assert "API 1.0" in job.message and "model tiny-random@seed0" in job.message
+    assert "API 1.1" in job.message and "model tiny-random@seed0" in job.message
     layout = _Layout()
     layout.prop = lambda *a, **k: None
     fake_prefs = type("Prefs", (), {"layout": layout, "auto_start": False})()

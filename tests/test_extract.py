@@ -134,14 +134,15 @@ def test_cli_writes_volume_and_reports_errors(tmp_path, capsys):
 
 
 def test_extract_recovers_synthetic_flowers_motion():
-    """The acceptance measure, fast: DIS recovers a synthetic scene's exact motion to sub-pixel accuracy."""
-    from backend.data.synthetic import SceneConfig, render_scene
+    """The acceptance measure, fast: DIS recovers a procedural scene's exact motion to sub-pixel accuracy (the
+    README's flowers row: 0.52 px)."""
+    from backend.data.scenes import SceneConfig, render_scene
 
-    clip = render_scene(SceneConfig(kind="flowers", seed=0))
+    clip = render_scene(SceneConfig(kind="flowers", seed=0, exact=False))
     vol, traj = volume_from_frames(clip.frames, clip.fps, k=16)
     gt = clip.trajectories
     err = np.sqrt(((traj[1:] - gt[1:]) ** 2).sum(axis=1))[:, clip.moving_mask].mean()
-    assert err <= 0.5
+    assert err <= 0.55
     zero_motion = np.sqrt((gt[1:] ** 2).sum(axis=1))[:, clip.moving_mask].mean()
     assert err < 0.5 * zero_motion
     truth = SpectralVolume.from_trajectories(gt, k=16, fps=clip.fps)
@@ -154,12 +155,14 @@ def test_extract_recovers_synthetic_flowers_motion():
 @pytest.mark.slow
 @pytest.mark.parametrize("kind,limit", [("meadow", 0.7), ("flowers", 0.55), ("candle", 0.35)])
 def test_extract_through_video_file_on_every_synthetic_kind(tmp_path, kind, limit):
-    from backend.data.synthetic import SceneConfig, render_scene, write_video
+    from backend.data.scenes import SceneConfig, render_scene
+    from backend.video import write_video
 
-    clip = render_scene(SceneConfig(kind=kind, seed=3))
+    clip = render_scene(SceneConfig(kind=kind, seed=3, exact=False))
     path = tmp_path / f"{kind}.mp4"
-    write_video(clip, path)
-    result = extract(path, size=(clip.frames.shape[2], clip.frames.shape[1]))
+    write_video(path, clip.frames, clip.fps, crf=16, preset="slow")
+    # force: a candle's flames are about 1% of the frame, at the edge of the "no motion" rule (tested elsewhere)
+    result = extract(path, size=(clip.frames.shape[2], clip.frames.shape[1]), force=True)
     traj = result.volume.trajectories()
     truth = SpectralVolume.from_trajectories(clip.trajectories, k=16, fps=clip.fps).trajectories()
     err = np.sqrt(((traj[1:] - truth[1:]) ** 2).sum(axis=1))[:, clip.moving_mask].mean()

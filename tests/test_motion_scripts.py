@@ -1,4 +1,5 @@
-"""The motion scripts end to end on a tiny built dataset: build -> train vae/unet/freq -> ship -> evaluate."""
+"""The motion scripts end to end on tiny built datasets: v1 build -> train vae/unet/freq -> ship -> calibrate; v2
+build (with a held-out real clip) -> train -> resume -> ship -> evaluate on the held-out clip and scenes."""
 import json
 import os
 import pathlib
@@ -41,16 +42,7 @@ def test_train_ship_and_evaluate(data, tmp_path, capsys):
                               "--out", str(tmp_path / "other"), "--config", "default", "-q"]) == 2
     assert "different config" in capsys.readouterr().err
 
-    table = tmp_path / "eval.json"
-    assert eval_motion.main(["--data", str(data), "--model", str(shipped), "--stage1", str(out / "unet" / "model.pt"),
-                             "--samples", "2", "--steps", "2", "--json", str(table)]) == 0
-    result = json.load(open(table))["table"]["synthetic"]
-    assert set(result) == {"zero motion", "mean spectrum", "model", "stage 1 only"}
-    assert result["zero motion"]["spearman"] == 0.0
-    assert all(result[m]["windows"] == result["model"]["windows"] >= 1 for m in result)
-    printed = capsys.readouterr().out
-    assert "| synthetic | stage 1 only |" in printed
-
+    capsys.readouterr()
     # calibration: fitted on the train split, written to a new file, the input kept, the gain loaded with the model
     calibrated = tmp_path / "calibrated.pt"
     before = shipped.read_bytes()
@@ -89,3 +81,56 @@ def test_train_ship_and_evaluate(data, tmp_path, capsys):
         calibrate_motion.main([str(shipped), "--data", str(data), "-o", str(shipped)])
     assert exit_info.value.code == 2 and shipped.read_bytes() == before
     assert "must differ" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def data_v2(tmp_path_factory):
+    """64x64 (the tiny v2 map): 10 procedural scenes and one real-format clip held out as split 'test'."""
+    import cv2
+
+    from backend.data.scenes import SceneConfig, build_scene, render_clip
+
+    base = tmp_path_factory.mktemp("motion_v2")
+    clips = base / "clips"
+    clips.mkdir()
+    scene = build_scene(SceneConfig(width=64, height=64, num_frames=60, fps=25.0, k=16, max_bin=15, seed=3,
+                                    kind="flowers", amplitude_px=16.0))
+    vw = cv2.VideoWriter(str(clips / "held.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (64, 64))
+    for f in render_clip(scene, noise=1.0, seed=0):
+        vw.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    vw.release()
+    root = base / "data"
+    assert build_dataset.main([str(root), "--synthetic", "10", "--size", "64x64", "--frames", "40", "--k", "16",
+                               "--videos", str(clips), "--holdout", "held", "--stride", "10", "--workers", "0",
+                               "--no-plot", "--negatives", "0", "--chunk", "5"]) == 0
+    return root
+
+
+def test_v2_train_resume_ship_and_evaluate(data_v2, tmp_path, capsys):
+    out = tmp_path / "v2"
+    common = ["--stage", "v2", "--data", str(data_v2), "--out", str(out), "--config", "tiny", "--batch", "4",
+              "--val-every", "2", "-q"]
+    assert train_motion.main([*common, "--steps", "2"]) == 0
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert state["step"] == 2
+    assert train_motion.main([*common, "--steps", "3"]) == 0  # resumes at step 2
+    assert torch.load(out / "state.pt", weights_only=True)["step"] == 3
+    assert [json.loads(line)["step"] for line in open(out / "log.jsonl")] == [1, 2, 3]
+    shipped = tmp_path / "v2_shipped.pt"
+    assert train_motion.main(["--ship", str(out / "model.pt"), "--ship-to", str(shipped)]) == 0
+    assert shipped.stat().st_size < os.path.getsize(out / "model.pt")
+    capsys.readouterr()
+
+    table = tmp_path / "eval.json"
+    assert eval_motion.main(["--real", str(data_v2), "--synthetic", str(data_v2), "--model", str(shipped),
+                             "--samples", "1", "--steps", "2", "--max-synthetic", "2", "--json", str(table)]) == 0
+    report = json.load(open(table))
+    assert report["real"]["groups"] == ["real:held"]  # only the held-out clip is scored as real
+    rows = report["real"]["table"]
+    assert list(rows) == ["zero motion", "mean spectrum", "texture cue", "ImageNet-class cue", "model (automatic)",
+                          "model with the truth's hint"]
+    assert rows["zero motion"]["amplitude_ratio"] < 1e-3 and rows["mean spectrum"]["spearman"] == 0.0
+    assert 0 <= rows["model with the truth's hint"]["outside_inside"] <= 0.1
+    assert report["procedural"]["table"]["model (automatic)"]["windows"] == 1  # the one held-out scene seed
+    printed = capsys.readouterr().out
+    assert "| texture cue |" in printed and "per clip" in printed

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from addon.core import mesh as core_mesh
-from addon.core import neural
+from addon.core import neural, spectral
 from bpy_helpers import make_baked_plane
 
 W, H = 64, 40
@@ -222,8 +222,8 @@ def test_request_carries_the_timeline_loop_and_pokes(bpy, tmp_path):
     from addon import animation
 
     length, start, phase, amplitude = animation.loop_settings(obj)
-    q, _ = core_mesh.loop_coordinates(len(shapekeys.modal_keys(obj)), np.array(frames), length, amplitude, phase)
-    assert np.abs(modal[..., 0] + 1j * modal[..., 1] - q.T).max() < 1e-5  # the baked loop, frame by frame
+    q, _ = spectral.loop_coordinates(len(shapekeys.modal_keys(obj)), frames, length, amplitude, phase)  # (N, K)
+    assert np.abs(modal[..., 0] + 1j * modal[..., 1] - q).max() < 1e-5  # the baked loop, frame by frame
     props.amplitude = 2.0  # what the timeline plays is what is sent
     value_re2, _ = neural_ops.key_values(obj, frames)
     assert np.allclose(value_re2, 2.0 * value_re, atol=1e-5)

@@ -50,7 +50,7 @@ def test_ray_hits_and_arrows():
 
 
 def test_motion_is_the_loop_plus_the_simulation():
-    from addon.core import mesh, modal, pokes_bake
+    from addon.core import modal, pokes_bake, spectral
 
     volume = random_volume(k=5, num_frames=60)
     params = modal.ModalParams(alpha=0.3, beta=0.05, strength=1.5)
@@ -59,12 +59,12 @@ def test_motion_is_the_loop_plus_the_simulation():
                                      loop_amplitude=0.5, params=params, pokes=(poke,))
     frames, q, dq = pokes_bake.motion(volume.coeffs, request)
     assert np.array_equal(frames, np.arange(5, 81)) and q.shape == (5, 76)
-    loop, _ = mesh.loop_coordinates(5, frames, 48, 0.5, 2.0)
+    loop, _ = spectral.loop_coordinates(5, frames, 48, 0.5, 2.0)  # (F, K)
     sim = modal.simulate(volume.coeffs, np.arange(5) * 24.0 / 48, [poke], 76, 24.0, params, frame_start=5)
-    assert np.abs(q - loop - sim.T).max() < 1e-12
+    assert np.abs(q - (loop + sim).T).max() < 1e-12
     eps = 1e-4  # dq (per frame, for the Bezier handles) is the exact derivative after the poke
-    shifted = [mesh.loop_coordinates(5, frames + e, 48, 0.5, 2.0)[0] + modal.simulate(
-        volume.coeffs, np.arange(5) * 24.0 / 48, [poke], 76, 24.0, params, frame_start=5 + e).T for e in (eps, -eps)]
+    shifted = [(spectral.loop_coordinates(5, frames + e, 48, 0.5, 2.0)[0] + modal.simulate(
+        volume.coeffs, np.arange(5) * 24.0 / 48, [poke], 76, 24.0, params, frame_start=5 + e)).T for e in (eps, -eps)]
     assert np.abs((shifted[0] - shifted[1]) / (2 * eps) - dq)[:, 16:].max() < 1e-5
     assert request.signature() != pokes_bake.PokeRequest(**{**request.__dict__, "frame_end": 81}).signature()
 
@@ -96,12 +96,12 @@ def _frame(obj):
 
 def _predicted(obj, volume, pokes=(), frames=None, loop_strength=0.0, strength=1.0, fps=30.0):
     """numpy: vertex positions (F, N, 3) of loop + pokes over the scene range (pokes as modal.Poke)."""
-    from addon.core import mesh, modal
+    from addon.core import mesh, modal, spectral
 
     uv, rest, _origin, eu, ev = _frame(obj)
     start, end = FRAMES
     n, k, loop = end - start + 1, volume.k, 60
-    q = mesh.loop_coordinates(k, np.arange(start, end + 1), loop, loop_strength, start)[0].T  # (F, K)
+    q = spectral.loop_coordinates(k, np.arange(start, end + 1), loop, loop_strength, start)[0]  # (F, K)
     if pokes:
         q = q + modal.simulate(volume.coeffs, np.arange(k) * fps / loop, pokes, n, fps,
                                modal.ModalParams(strength=strength), frame_start=start)

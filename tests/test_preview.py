@@ -1,12 +1,10 @@
-"""Preview renderer (backend/preview.py): warped frames, metric, hole filling, mp4/gif files."""
+"""The preview (backend/preview.py): warped frames, who is in front, holes, seamless loops, mp4/gif files."""
 import imageio.v2 as imageio
 import numpy as np
 import pytest
-import torch
 
 from addon.core.spectral import SpectralVolume
-from backend.preview import (demo_inputs, displacement_frames, fill_holes, motion_metric, render_preview,
-                             warp_frames)
+from backend.preview import demo_inputs, render_preview, warp_frames
 
 
 def _texture(h, w, seed=0):
@@ -52,40 +50,6 @@ def test_volume_is_resampled_to_the_image_size():
     frames = warp_frames(img, small, [0, 4])
     assert np.array_equal(frames[0][:, 4:-4], np.roll(img, 3, axis=1)[:, 4:-4])
     assert np.array_equal(frames[1][:, 4:-4], np.roll(img, -3, axis=1)[:, 4:-4])
-
-
-def test_torch_displacement_matches_the_numpy_contract():
-    rng = np.random.default_rng(3)
-    coeffs = (rng.normal(size=(16, 4, 10, 14)) * 3).astype(np.float32)
-    vol = SpectralVolume(coeffs, fps=30, num_frames=150)
-    frames = np.array([0, 1, 7, 75, 149, 150, 1000])
-    ours = displacement_frames(torch.from_numpy(coeffs), vol.freqs_hz, frames / vol.fps).numpy()
-    ref = vol.displacement_at_frame(frames)
-    assert np.abs(ours - ref).max() < 1e-5
-
-
-def test_metric_is_rescaled_rms_motion_over_the_loop():
-    img, vol = demo_inputs(40, 24, k=6, num_frames=30, amplitude=2.0, seed=4)
-    vol.coeffs[0] = 0.3  # a constant offset counts as motion too (mean over t of ||F_t||^2)
-    traj = vol.trajectories()  # (T, 2, H, W)
-    rms = np.sqrt((traj.astype(np.float64) ** 2).sum(axis=1).mean(axis=0))
-    metric = motion_metric(torch.from_numpy(vol.coeffs))[0, 0].numpy()
-    assert np.abs(metric - 20 * rms / rms.max()).max() < 1e-4
-    assert metric.max() == pytest.approx(20, abs=1e-4)
-
-
-def test_fill_holes_keeps_covered_pixels_and_fills_holes_from_neighbours():
-    img = torch.full((1, 3, 8, 8), 100.0)
-    img[..., :, 4:] = 200.0
-    coverage = torch.ones(1, 1, 8, 8)
-    coverage[..., 3, 1] = 0.0  # hole inside the 100 region
-    coverage[..., 2:4, 6] = 0.0  # hole inside the 200 region
-    holed = img * (coverage > 0)
-    out = fill_holes(holed, coverage)
-    keep = coverage >= 0.5
-    assert torch.equal(out[keep.expand_as(out)], holed[keep.expand_as(out)])
-    assert abs(out[0, 0, 3, 1].item() - 100) < 15
-    assert abs(out[0, 0, 2, 6].item() - 200) < 15
 
 
 def test_loop_is_seamless_at_any_fps():
@@ -163,25 +127,3 @@ def test_gap_left_by_a_moving_part_is_filled_with_background():
     # The uncovered strip shows background, not the block (only its last column is softened by the pyramid).
     strip = frame[8:16, 12:16]
     assert np.abs(strip - 60).mean() < 15 and np.abs(strip[:, :3] - 60).max() <= 10 and strip.max() < 155
-
-
-def test_cracks_inside_a_moving_part_take_its_colour_not_the_background():
-    """A one-pixel crack (a stretched part pulling apart) is filled from its neighbours, not from behind."""
-    import torch
-
-    from backend.preview import fill_holes
-
-    image = torch.zeros(1, 3, 32, 32)
-    image[:, :, 8:24, 8:24] = 255.0  # a bright moving square on a dark, still background
-    metric = torch.zeros(1, 1, 32, 32)
-    metric[:, :, 8:24, 8:24] = 20.0
-    coverage = torch.ones(1, 1, 32, 32)
-    coverage[:, :, 8:24, 16] = 0.0  # the crack
-    image[:, :, :, 16] = 0.0
-    out = fill_holes(image, coverage, metric * coverage)
-    assert out[0, :, 9:23, 16].min() > 250.0
-    # a wide hole (a disocclusion) still prefers the background behind the moving part
-    coverage[:, :, 8:24, 12:21] = 0.0
-    image[:, :, 8:24, 12:21] = 0.0
-    out = fill_holes(image, coverage, metric * coverage)
-    assert out[0, :, 16, 16].max() < 128.0

@@ -9,10 +9,11 @@ import torch
 
 from addon.core import mesh as core_mesh
 from addon.core import modal as core_modal
+from addon.core import spectral
 from addon.core.spectral import SpectralVolume, resize_bilinear, save_npz
 from backend.render import RendererConfig, build_renderer
-from backend.render.frames import (LoopSettings, check_coordinates, loop_coordinates, modal_flows,
-                                   motion_weight)
+from backend.render.frames import LoopSettings, check_coordinates
+from backend.spectral import modal_displacement
 from backend.render.render import Cancelled, RenderSettings, frame_filename, iter_frames, render_sequence
 
 
@@ -39,18 +40,18 @@ def test_loop_flows_are_the_spectral_volume_formula():
     loop = LoopSettings.for_volume(vol, scene_fps, phase_frame=3.0)
     assert loop.loop_frames == pytest.approx(vol.num_frames / vol.fps * scene_fps)
     frames = np.arange(3, 60, 7)
-    q = loop_coordinates(vol.k, frames, loop)
-    flows = modal_flows(torch.from_numpy(vol.coeffs), q).numpy()
+    q = loop.coordinates(vol.k, frames)
+    flows = modal_displacement(torch.from_numpy(vol.coeffs), q).numpy()
     expected = vol.displacement((frames - 3.0) / scene_fps)  # t = seconds since the phase frame
     assert np.abs(flows - expected).max() < 1e-4
 
 
-def test_loop_coordinates_match_the_addon_and_key_values_round_trip():
+def test_loop_coordinates_are_the_addons_and_key_values_round_trip():
     frames = np.arange(1, 31)
     loop = LoopSettings(loop_frames=24, phase_frame=1.0, amplitude=0.7)
-    q = loop_coordinates(6, frames, loop)  # (N, K)
-    q_addon, _ = core_mesh.loop_coordinates(6, frames, 24, 0.7, 1.0)  # (K, N)
-    assert np.allclose(q, q_addon.T, atol=1e-12)
+    q = loop.coordinates(6, frames)  # (N, K)
+    q_addon, _ = spectral.loop_coordinates(6, frames, 24, 0.7, 1.0)  # what the add-on bakes
+    assert np.array_equal(q, q_addon)
     # What Blender's modal keys hold (value_re = Re q, value_im = -Im q) gives back q exactly.
     value_re, value_im = core_mesh.modal_key_values(q.T)
     assert np.array_equal(value_re.T - 1j * value_im.T, q)
@@ -61,7 +62,7 @@ def test_poke_coordinates_move_the_poked_pixel_as_simulated():
     pokes = [core_modal.Poke(frame=2, x=20.0, y=10.0, force_x=3.0, force_y=-1.0)]
     q = core_modal.simulate(vol.coeffs, vol.freqs_hz, pokes, num_frames=12, fps=24.0,
                            params=core_modal.ModalParams(floor=0.01))  # (N, K)
-    flows = modal_flows(torch.from_numpy(vol.coeffs), q).double().numpy()  # (N, 2, H, W)
+    flows = modal_displacement(torch.from_numpy(vol.coeffs), q).double().numpy()  # (N, 2, H, W)
     # Bilinear sample at the poke (pixel centres at integer + 0.5) equals the simulation's own response there.
     response = core_modal.response_at(vol.coeffs, q, 20.0, 10.0)  # (N, 2)
     x, y = 20.0 - 0.5, 10.0 - 0.5
@@ -73,14 +74,6 @@ def test_poke_coordinates_move_the_poked_pixel_as_simulated():
     assert np.abs(flows[:2]).max() == 0.0  # at rest before the poke
     d = np.array([3.0, -1.0])
     assert response[2] @ d / np.hypot(*d) == pytest.approx(np.hypot(*d), rel=1e-6)  # dragged by |d| along d
-
-
-def test_motion_weight_is_the_mean_squared_displacement_over_the_loop():
-    vol = _volume(num_frames=40)
-    traj = vol.trajectories().astype(np.float64)  # (T, 2, H, W)
-    expected = (traj ** 2).sum(axis=1).mean(axis=0)
-    got = motion_weight(torch.from_numpy(vol.coeffs))[0, 0].double().numpy()
-    assert np.allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_coordinates_are_checked():
@@ -102,7 +95,7 @@ def test_coordinates_are_checked():
 def test_render_writes_the_requested_frames_in_order(tmp_path):
     vol, photo, model = _volume(), _photo(), _model()
     frames = (7, 3, 12, 4)  # any order: files are named by frame, rendered in the given order
-    q = loop_coordinates(vol.k, frames, LoopSettings.for_volume(vol, 20.0))
+    q = LoopSettings.for_volume(vol, 20.0).coordinates(vol.k, frames)
     order = []
     paths = render_sequence(model, photo, vol, q, RenderSettings(frames=frames), tmp_path,
                             on_frame=lambda f, p: order.append(f))
@@ -136,7 +129,7 @@ def test_exr_frames_are_linear(tmp_path):
 def test_cancelled_render_leaves_no_files(tmp_path):
     vol, photo, model = _volume(), _photo(), _model()
     frames = tuple(range(10))
-    q = loop_coordinates(vol.k, frames, LoopSettings.for_volume(vol, 20.0))
+    q = LoopSettings.for_volume(vol, 20.0).coordinates(vol.k, frames)
     (tmp_path / "keep.txt").write_text("not ours")
 
     def cancel_after_3(done, total):
@@ -187,7 +180,7 @@ def test_motion_mask_scales_each_pixels_motion(tmp_path, capsys):
     vol, photo = _volume(), _photo()
     torch.manual_seed(0)
     model = build_renderer(RendererConfig(channels=(4, 6, 8))).eval()  # untrained: forward warp, exact at rest
-    q = loop_coordinates(vol.k, (3, 8), LoopSettings.for_volume(vol, 20.0))
+    q = LoopSettings.for_volume(vol, 20.0).coordinates(vol.k, (3, 8))
     free = np.concatenate(list(iter_frames(model, photo, vol, q)))
     ones = np.concatenate(list(iter_frames(model, photo, vol, q, motion_mask=np.ones((2, 2)))))
     assert np.abs(free - ones).max() < 1e-5  # bilinear weights of 1s sum to 1 within float rounding

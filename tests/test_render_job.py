@@ -1,6 +1,7 @@
-"""The service's ``render`` job (backend/render/job.py) in-process: frames come out in the requested order and
+"""The service's ``render`` job (backend/service/render.py) in-process: frames come out in the requested order and
 number, published one by one and zipped at the end, equal to a direct render; modal coordinates and loops; bad
-requests get documented 4xx; a cancelled job ends without a result; a repeated request is served from the cache."""
+requests get documented 4xx; a cancelled job ends without a result; a repeated request is served from the cache;
+the renderer is one of the service's models (listed, unloaded, reloaded)."""
 import base64
 import io
 import threading
@@ -10,11 +11,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-import backend.render.job as render_job  # registers the 'render' kind before the app is made
+import backend.service.render  # noqa: F401  (registers the 'render' kind before the app is made)
 from addon.core.spectral import SpectralVolume, resize_bilinear, save_npz
-from backend.render.frames import LoopSettings, loop_coordinates
+from backend.render.frames import LoopSettings
 from backend.render.render import RenderSettings, frame_filename, render_sequence
-from service_helpers import b64, encode, make_app, wait_state
+from service_helpers import b64, encode, fresh_models, make_app, wait_state
 
 W, H, K = 48, 32, 4
 
@@ -42,7 +43,7 @@ def _photo():
 
 @pytest.fixture
 def client(tmp_path):
-    with TestClient(make_app(tmp_path)) as c:
+    with TestClient(make_app(tmp_path, models=fresh_models())) as c:  # its own models: renderers come and go
         yield c
 
 
@@ -71,9 +72,9 @@ def test_render_job_streams_the_requested_frames_in_order_and_matches_a_direct_r
     assert [f["name"] for f in files["files"]] == names and files["complete"]
     frames = _zip_frames(client.get(f"/v1/jobs/{job['id']}/result").content)
     assert sorted(frames) == sorted(names)
-    model, _, _ = render_job.get_renderer("tiny", "cpu")
+    model = client.app.state.service.models.renderer("tiny").model
     vol = _volume()
-    q = loop_coordinates(K, (5, 3, 9), LoopSettings(loop_frames=40, phase_frame=1))
+    q = LoopSettings(loop_frames=40, phase_frame=1).coordinates(K, (5, 3, 9))
     direct = render_sequence(model, _photo(), vol, q, RenderSettings(frames=(5, 3, 9)), tmp_path / "direct")
     from PIL import Image
 
@@ -150,3 +151,22 @@ def test_cancelled_render_job_has_no_result(client, monkeypatch):
     assert s["state"] == "cancelled" and s["done"] < 10
     r = client.get(f"/v1/jobs/{job['id']}/result")
     assert r.status_code == 409 and r.json()["error"]["code"] == "job_cancelled"
+
+
+def test_the_renderer_is_a_listed_unloadable_model(client):
+    job = client.post("/v1/jobs/render", json=_body()).json()
+    assert wait_state(client, job["id"])["state"] == "done"
+    listed = client.get("/v1/models").json()
+    renderer = next(m for m in listed["models"] if m["kind"] == "renderer")
+    assert renderer == {"id": "gid-renderer@tiny", "kind": "renderer", "source": "tiny", "device": "cpu",
+                        "map_size": None, "default": False}
+    assert listed["default"] == "tiny-random@seed0"  # the default stays the motion model
+    r = client.post("/v1/jobs/predict", json={"image": _body()["image"], "model": renderer["id"]})
+    assert r.status_code == 422 and "not a motion model" in r.json()["error"]["message"]
+    assert client.delete(f"/v1/models/{renderer['id']}").json()["kind"] == "renderer"
+    assert [m["kind"] for m in client.get("/v1/models").json()["models"]] == ["motion"]
+    again = client.post("/v1/jobs/render", json=_body(frames=[7])).json()  # loaded again on demand
+    assert wait_state(client, again["id"])["state"] == "done"
+    loaded = client.post("/v1/models", json={"source": "tiny", "kind": "renderer"})
+    assert loaded.status_code == 201 and loaded.json()["id"] == "gid-renderer@tiny"  # the same one, reused
+    assert len(client.get("/v1/models").json()["models"]) == 2

@@ -11,8 +11,9 @@ from backend.render import RendererConfig, build_renderer
 from backend.render import checkpoint
 from backend.render.losses import LossWeights, gradient_l1, psnr, render_loss, ssim
 from backend.render.pairs import NpzPairs
-from backend.render.splatting import downsample_flow, motion_metric, pyramid_splat
+from backend.render.splatting import downsample_flow, pyramid_splat
 from backend.render.training import TrainConfig, train
+from backend.splat import motion_metric
 
 TINY = RendererConfig(channels=(4, 6, 8))
 
@@ -46,14 +47,6 @@ def test_pyramid_splat_conserves_weight_at_every_level():
         covered = coverage[0, 0] > 0
         assert torch.allclose(warped[0][:, covered], torch.ones(1), atol=1e-5)
     assert torch.allclose(downsample_flow(flow, 2), torch.nn.functional.avg_pool2d(flow, 4) / 4)
-
-
-def test_metric_is_rescaled_rms_motion():
-    weight = torch.tensor([[[[0.0, 1.0], [4.0, 16.0]]]])  # rms 0, 1, 2, 4 px
-    m = motion_metric(weight, 20.0, 1.0)
-    assert torch.allclose(m, torch.tensor([[[[0.0, 5.0], [10.0, 20.0]]]]))
-    # Sub-pixel motion (peak rms 0.5 px) is not stretched to the full range: the peak counts as 1 px.
-    assert torch.allclose(motion_metric(weight / 64.0, 20.0, 1.0), torch.tensor([[[[0.0, 2.5], [5.0, 10.0]]]]))
 
 
 # ---------------------------------------------------------------------------------------------------- renderer
@@ -228,15 +221,6 @@ class _Pairs:
 
     def __getitem__(self, i):
         return self.items[i]
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny training steps are fastest on one thread (and do not fight the machine's other jobs)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _cfg(**kw):

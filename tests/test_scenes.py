@@ -1,29 +1,43 @@
 """Training scenes: exact spectral volumes, render pairs that match the rendered frames, appearance that predicts
-motion, and negatives that the real-clip rejection rules reject."""
+motion, and negatives that the real-clip rejection rules reject; with and without photo backdrops and photo
+textures (a made-up photo library, tests/photo_helpers.py)."""
 import cv2
 import numpy as np
 import pytest
 
 from addon.core.spectral import spectral_to_trajectories
-from backend.data.scene_motion import Timing, exact_coefficients, mean_square_displacement, sample_times, sway
+from addon.core.spectral import mean_square_displacement
+from backend.data.scene_motion import Timing, exact_coefficients, sample_times, sway
 from backend.data.scenes import KINDS, SceneConfig, build_scene, exact_trajectories, render_clip, render_window
 from backend.data.windows import extract_window
+from photo_helpers import make_library
 
 TINY = dict(width=64, height=40, num_frames=150, fps=30.0, k=16, max_bin=15)
 
 
 @pytest.fixture(scope="module")
-def windows():
+def library(tmp_path_factory):
+    return str(make_library(tmp_path_factory.mktemp("photos")))
+
+
+@pytest.fixture(scope="module")
+def windows(library):
     out = {}
     for kind in KINDS:
-        scene = build_scene(SceneConfig(seed=11, kind=kind, amplitude_px=12.0, **TINY))
-        out[kind] = (scene, render_window(scene, [23, 101]))
+        for photos in (False, True):
+            scene = build_scene(SceneConfig(seed=11, kind=kind, amplitude_px=12.0, **TINY,
+                                            photo_library=library if photos else None, photo_fraction=1.0))
+            out[kind, photos] = (scene, render_window(scene, [23, 101]))
     return out
 
 
+@pytest.mark.parametrize("photos", [False, True], ids=["procedural", "photos"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_volume_reconstructs_exact_trajectories(windows, kind):
-    scene, win = windows[kind]
+def test_volume_reconstructs_exact_trajectories(windows, kind, photos):
+    scene, win = windows[kind, photos]
+    assert (scene.backdrop.kind == "photo") == photos
+    if photos and kind not in ("candle", "static"):  # photo patches on leaves, petals, blades or cloth
+        assert scene.textures.patches is not None and any(getattr(o, "photo", -1) >= 0 for o in scene.objects)
     frames = [1, 23, 64, 101, 149]
     truth = exact_trajectories(scene, frames)  # straight from the objects' modes at those frames
     rec = spectral_to_trajectories(win.coeffs, 150)[frames]
@@ -38,12 +52,18 @@ def test_volume_reconstructs_exact_trajectories(windows, kind):
     np.testing.assert_allclose(win.weight, (full.astype(np.float64) ** 2).sum(1).mean(0), rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("photos", [False, True], ids=["procedural", "photos"])
 @pytest.mark.parametrize("kind", ["meadow", "flowers", "cloth", "tree"])
-def test_pair_frame_is_photo_moved_by_flow(kind):
-    """frame_t(p + flow(p)) = photo(p) on moving pixels away from edges; without the flow it does not match."""
+def test_pair_frame_is_photo_moved_by_flow(kind, photos, library):
+    """frame_t(p + flow(p)) = photo(p) on moving pixels away from edges; without the flow it does not match. With
+    photo textures too: a patch is glued to its object's material coordinates."""
     size = dict(width=256, height=160) if kind == "meadow" else dict(width=128, height=80)  # blades need pixels
-    win = render_window(build_scene(SceneConfig(seed=11, kind=kind, amplitude_px=8.0, **dict(TINY, **size))),
-                        [23, 60, 97])
+    scene = build_scene(SceneConfig(seed=11, kind=kind, amplitude_px=8.0, **dict(TINY, **size),
+                                    photo_library=library if photos else None))
+    if photos:
+        for o in scene.objects:  # every leaf, petal, blade and cloth textured: the strictest case
+            o.photo, o.photo_mix = (0, 1.0) if o.kind in ("leaf", "flower", "blade", "cloth") else (-1, 0.0)
+    win = render_window(scene, [23, 60, 97])
     h, w = win.moving_mask.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     inner = win.moving_mask.copy()
@@ -109,7 +129,7 @@ def test_modes_sit_on_bins_and_coefficients_are_exact():
     sig = m.evaluate(t)[:, :2].T[None].transpose(2, 1, 0)  # (T, 2, 1)
     coeffs = exact_coefficients(m.evaluate(sample_times(timing))[:, :2, None], 16)
     np.testing.assert_allclose(spectral_to_trajectories(coeffs[..., None], 150)[..., 0], sig, atol=1e-4)
-    np.testing.assert_allclose(mean_square_displacement(coeffs), (sig ** 2).sum(1).mean(0), rtol=1e-4)
+    np.testing.assert_allclose(mean_square_displacement(coeffs[..., None])[..., 0], (sig ** 2).sum(1).mean(0), rtol=1e-4)
 
 
 def test_camera_shake_is_removed_and_a_static_scene_rejected():

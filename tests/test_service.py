@@ -73,10 +73,10 @@ def gate(request):
 
 def test_health_reports_versions_device_model_and_limits(client):
     health = client.get("/v1/health").json()
-    assert health["service"] == "image-dynamics" and health["api_version"] == "1.0"
+    assert health["service"] == "image-dynamics" and health["api_version"] == "1.1"
     assert health["torch"].startswith("2.") and health["python"].startswith("3.")
     assert health["device"] == "cpu" and health["default_model"] == "tiny-random@seed0"
-    assert health["models"] == [{"id": "tiny-random@seed0", "source": "tiny", "device": "cpu",
+    assert health["models"] == [{"id": "tiny-random@seed0", "kind": "motion", "source": "tiny", "device": "cpu",
                                  "map_size": [64, 48], "default": True}]
     assert "predict" in health["job_kinds"] and health["queue"] == {"queued": 0, "running": 0, "max_queue": 8}
     assert health["limits"]["max_pixels"] == 50_000_000 and health["auth_required"] is False
@@ -102,7 +102,7 @@ def test_predict_job_result_equals_a_direct_prediction_and_second_run_hits_the_c
     with open(path, "wb") as fh:
         fh.write(result.content)
     volume = spectral.load_npz(path)
-    expected = tiny_models().get().predictor.predict(pixels, PredictParams(steps=3, seed=7))
+    expected = tiny_models().get().model.predict(pixels, PredictParams(steps=3, seed=7))
     assert volume.source_size == (64, 40) and volume.provenance["seed"] == 7
     assert volume.provenance["model"] == "tiny-random@seed0"
     np.testing.assert_allclose(volume.coeffs, expected.coeffs, rtol=1e-5, atol=1e-5)
@@ -251,6 +251,34 @@ def test_job_kinds_are_listed_with_their_request_schema(client):
     kinds = {k["name"]: k for k in client.get("/v1/job-kinds").json()["kinds"]}
     assert kinds["predict"]["result_name"] == "volume.npz"
     assert set(kinds["predict"]["request_schema"]["properties"]) == {"image", "params", "model", "moves"}
+
+
+def test_predict_params_are_defined_once_and_the_schema_follows_them():
+    """addon.core.protocol.PredictParams is what the add-on sends, the service accepts and the predictor samples
+    with: the request schema takes its fields, defaults and ranges from it."""
+    import dataclasses
+
+    from addon.core.protocol import PREDICT_LIMITS, PredictParams
+    from backend.motion.predictor import PredictParams as PredictorParams
+    from backend.service.schemas import PredictParamsModel
+
+    assert PredictorParams is PredictParams
+    fields = {f.name: f.default for f in dataclasses.fields(PredictParams)}
+    assert {name: f.default for name, f in PredictParamsModel.model_fields.items()} == fields
+    schema = PredictParamsModel.model_json_schema()["properties"]
+    for name, limit in PREDICT_LIMITS.items():
+        low = schema[name].get("exclusiveMinimum" if limit.low_open else "minimum")
+        assert (low, schema[name]["maximum"]) == (limit.low, limit.high), name
+    assert schema["sampler"]["enum"] == ["ddim", "dpm"]
+    assert PredictParamsModel(seed=2 ** 40).to_params() == PredictParams(seed=2 ** 40)
+    for bad, match in ((dict(fps=0.0), "fps=0.0: use 0 < fps"), (dict(seed=2 ** 63), "seed"),
+                       (dict(steps=2.5), "steps=2.5"), (dict(loop=True), "loop=True"), (dict(sampler="x"), "ddim")):
+        with pytest.raises(ValueError, match=match):
+            PredictParams(**bad).validate()
+        if not isinstance(next(iter(bad.values())), bool):  # pydantic's lax mode reads true as 1
+            with pytest.raises(ValueError):
+                PredictParamsModel(**bad)
+    assert PredictParams.from_dict({"steps": 3, "sampler": "dpm"}) == PredictParams(steps=3, sampler="dpm")
 
 
 def test_register_job_kind_refuses_bad_names_and_duplicates():

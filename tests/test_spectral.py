@@ -70,9 +70,11 @@ def test_resample_scales_amplitudes_with_size():
     assert out.shape == (2, 4, 5, 40)
     np.testing.assert_allclose(out[:, 0:2], 2.0)
     np.testing.assert_allclose(out[:, 2:4], 0.5)
-    # resampling to the same size is the identity
+    # resampling to the same size is the identity; a volume already at that size is returned as it is
     c = random_coeffs()
     np.testing.assert_allclose(S.resample(c, 9, 6), c, atol=1e-6)
+    vol = S.SpectralVolume(c)
+    assert vol.resampled(9, 6) is vol and vol.resampled(18, 6).coeffs.shape == (5, 4, 6, 18)
 
 
 def test_sample_bilinear_hits_pixel_centres_and_interpolates():
@@ -132,6 +134,91 @@ def test_torch_batched_trajectories():
     out = TS.trajectories_to_spectral(traj, k=4)
     assert out.shape == (2, 4, 4, 6, 9)
     np.testing.assert_allclose(out[1].numpy(), S.trajectories_to_spectral(traj[1].numpy(), k=4), atol=1e-5)
+
+
+# --- motion: modal coordinates, mean-square displacement, loops (both twins) ----------------------------------------
+
+def test_twins_agree_on_modal_displacement_and_mean_square_displacement():
+    c_np = random_coeffs(k=6, h=5, w=7)
+    c_np[0, 1], c_np[0, 3] = 0.7, -0.4  # Im A_0 != 0: it must not count anywhere
+    c_t = torch.from_numpy(c_np)
+    q = RNG.normal(size=(4, 6)) + 1j * RNG.normal(size=(4, 6))  # (N, K)
+    np.testing.assert_allclose(TS.modal_displacement(c_t, q).numpy(), S.modal_displacement(c_np, q), atol=1e-5)
+    np.testing.assert_array_equal(TS.modal_displacement(c_t, torch.from_numpy(q)).numpy(),
+                                  TS.modal_displacement(c_t, q).numpy())
+    np.testing.assert_allclose(TS.mean_square_displacement(c_t).numpy(), S.mean_square_displacement(c_np),
+                               rtol=1e-6)
+    assert S.mean_square_displacement(c_np).dtype == np.float32 and TS.mean_square_displacement(c_t).dtype == \
+        torch.float32
+    assert S.mean_square_displacement(c_np.astype(np.float64)).dtype == np.float64
+    batch = torch.stack([c_t, -2.0 * c_t])  # leading batch axes
+    out = TS.modal_displacement(batch, q)
+    assert out.shape == (2, 4, 2, 5, 7)
+    np.testing.assert_allclose(out[1].numpy(), -2.0 * out[0].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(TS.mean_square_displacement(batch)[1].numpy(),
+                               4.0 * TS.mean_square_displacement(c_t).numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="K=6"):
+        S.modal_displacement(c_np, q[:, :5])
+    with pytest.raises(ValueError, match="K=6"):
+        TS.modal_displacement(c_t, q[:, :5])
+
+
+def test_twins_agree_on_displacement_at_long_times_and_in_batches():
+    coeffs = (RNG.normal(size=(16, 4, 10, 14)) * 3).astype(np.float32)
+    vol = S.SpectralVolume(coeffs, fps=30, num_frames=150)
+    frames = np.array([0, 1, 7, 75, 149, 150, 1000, 100000])
+    ours = TS.displacement_at(torch.from_numpy(coeffs), vol.freqs_hz, frames / vol.fps).numpy()
+    assert np.abs(ours - vol.displacement_at_frame(frames)).max() < 1e-5  # phases in float64: no drift
+    np.testing.assert_allclose(ours[5], ours[0], atol=1e-4)  # frame 150 closes the loop (float32 freqs_hz)
+    batch = torch.stack([torch.from_numpy(coeffs), torch.zeros_like(torch.from_numpy(coeffs))])
+    out = TS.displacement_at(batch, vol.freqs_hz, [0.1, 0.2, 0.3])
+    assert out.shape == (2, 3, 2, 10, 14) and out[1].abs().max() == 0
+    np.testing.assert_allclose(out[0].numpy(), vol.displacement([0.1, 0.2, 0.3]), atol=1e-5)
+    assert TS.displacement_at(batch, vol.freqs_hz, 0.1).shape == (2, 2, 10, 14)
+
+
+def test_displacement_at_is_the_modal_displacement_of_the_harmonics():
+    c = random_coeffs(k=5)
+    freqs, times = S.frequencies(5, 24.0, 48), np.array([0.0, 0.3, 1.7])
+    q = np.exp(2j * np.pi * np.multiply.outer(times, freqs.astype(np.float64)))  # (N, K)
+    np.testing.assert_array_equal(S.displacement_at(c, freqs, times), S.modal_displacement(c, q))
+    np.testing.assert_allclose(TS.displacement_at(torch.from_numpy(c), freqs, times).numpy(),
+                               TS.modal_displacement(torch.from_numpy(c), q).numpy(), atol=1e-6)
+
+
+def test_mean_square_displacement_is_the_mean_over_the_loop_and_ignores_im_a0():
+    vol = S.SpectralVolume(random_coeffs(k=6), fps=20.0, num_frames=40)
+    vol.coeffs[0, 0], vol.coeffs[0, 2] = 0.5, -0.3  # a constant offset counts: it sits over what it covers
+    vol.coeffs[0, 1], vol.coeffs[0, 3] = 2.0, 1.0  # Im A_0 moves nothing
+    traj = vol.trajectories().astype(np.float64)  # (T, 2, H, W)
+    expected = (traj ** 2).sum(axis=1).mean(axis=0)
+    np.testing.assert_allclose(S.mean_square_displacement(vol.coeffs), expected, rtol=1e-5)
+    np.testing.assert_allclose(TS.mean_square_displacement(torch.from_numpy(vol.coeffs)).numpy(), expected,
+                               rtol=1e-5)
+    # any even number of channels: [Re, Im] of x, y and a third component z
+    z = random_coeffs(k=6)[:, :2]
+    xyz = np.concatenate([vol.coeffs, z], axis=1)  # (K, 6, H, W)
+    z_only = np.concatenate([z, np.zeros_like(z)], axis=1)
+    np.testing.assert_allclose(S.mean_square_displacement(xyz), S.mean_square_displacement(vol.coeffs)
+                               + S.mean_square_displacement(z_only), rtol=1e-6)
+
+
+def test_loop_coordinates_are_periodic_shifted_and_the_volume_formula():
+    frames = np.arange(0, 121, dtype=np.float64)
+    q, dq = S.loop_coordinates(16, frames, 120, amplitude=0.5, phase_frame=10)
+    assert q.shape == dq.shape == (121, 16)  # (N frames, K bands), as everywhere
+    np.testing.assert_allclose(q[0], q[-1], atol=1e-12)
+    np.testing.assert_allclose(q[10], 0.5)  # every band starts at phase 0 on the phase frame
+    assert np.abs(q[40, 1] - q[10, 1]) > 0.1
+    numeric = (q[2:] - q[:-2]) / 2.0
+    np.testing.assert_allclose(dq[1:-1, :3], numeric[:, :3], atol=2e-3)  # analytic derivative per frame
+    # a loop of the volume's own length at the scene's frame rate plays the spectral-volume formula
+    vol = S.SpectralVolume(random_coeffs(k=5), fps=20.0, num_frames=40)
+    scene_fps, phase = 25.0, 3.0
+    frames = np.arange(3, 60, 7)
+    q, _ = S.loop_coordinates(vol.k, frames, vol.duration * scene_fps, phase_frame=phase)
+    np.testing.assert_allclose(S.modal_displacement(vol.coeffs, q), vol.displacement((frames - phase) / scene_fps),
+                               atol=1e-5)
 
 
 # --- .npz schema ---------------------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Softmax splatting (backend/splat.py): exact warps, bilinear mass split, z-order by metric, gradients."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from backend.splat import average_splat, softmax_splat, splat_sums
+from backend.splat import average_splat, fill_holes, motion_metric, softmax_splat, splat_sums
 
 
 def _flow(b, h, w, dx, dy, dtype=torch.float32):
@@ -136,3 +137,56 @@ def test_bad_shapes_are_refused():
         softmax_splat(src, torch.zeros(1, 2, 4, 5), torch.zeros(1, 4, 5))
     with pytest.raises(ValueError, match="src must have shape"):
         average_splat(src[0], torch.zeros(1, 2, 4, 5))
+
+
+# --- who is in front, and the holes ----------------------------------------------------------------------------
+
+def test_metric_is_rescaled_rms_motion_over_the_loop():
+    from backend.preview import demo_inputs
+    from backend.spectral import mean_square_displacement
+
+    _img, vol = demo_inputs(40, 24, k=6, num_frames=30, amplitude=2.0, seed=4)
+    vol.coeffs[0] = 0.3  # a constant offset counts as motion too (mean over t of ||F_t||^2)
+    traj = vol.trajectories()  # (T, 2, H, W)
+    rms = np.sqrt((traj.astype(np.float64) ** 2).sum(axis=1).mean(axis=0))
+    power = mean_square_displacement(torch.from_numpy(vol.coeffs))[None, None]
+    metric = motion_metric(power, 20.0, 1e-6)[0, 0].numpy()
+    assert np.abs(metric - 20 * rms / rms.max()).max() < 1e-4
+    assert metric.max() == pytest.approx(20, abs=1e-4)
+    weight = torch.tensor([[[[0.0, 1.0], [4.0, 16.0]]]])  # px²: RMS 0, 1, 2, 4
+    assert torch.allclose(motion_metric(weight, 20.0, 1.0), torch.tensor([[[[0.0, 5.0], [10.0, 20.0]]]]))
+    # Sub-pixel motion (peak RMS 0.5 px) is not stretched to the full range: the peak counts as min_motion_px.
+    assert torch.allclose(motion_metric(weight / 64.0, 20.0, 1.0), torch.tensor([[[[0.0, 2.5], [5.0, 10.0]]]]))
+    assert torch.equal(motion_metric(torch.zeros(1, 1, 2, 2), 20.0, 1e-6), torch.zeros(1, 1, 2, 2))
+
+
+def test_fill_holes_keeps_covered_pixels_and_fills_holes_from_neighbours():
+    img = torch.full((1, 3, 8, 8), 100.0)
+    img[..., :, 4:] = 200.0
+    coverage = torch.ones(1, 1, 8, 8)
+    coverage[..., 3, 1] = 0.0  # hole inside the 100 region
+    coverage[..., 2:4, 6] = 0.0  # hole inside the 200 region
+    holed = img * (coverage > 0)
+    out = fill_holes(holed, coverage)
+    keep = coverage >= 0.5
+    assert torch.equal(out[keep.expand_as(out)], holed[keep.expand_as(out)])
+    assert abs(out[0, 0, 3, 1].item() - 100) < 15
+    assert abs(out[0, 0, 2, 6].item() - 200) < 15
+
+
+def test_cracks_inside_a_moving_part_take_its_colour_not_the_background():
+    """A one-pixel crack (a stretched part pulling apart) is filled from its neighbours, not from behind."""
+    image = torch.zeros(1, 3, 32, 32)
+    image[:, :, 8:24, 8:24] = 255.0  # a bright moving square on a dark, still background
+    metric = torch.zeros(1, 1, 32, 32)
+    metric[:, :, 8:24, 8:24] = 20.0
+    coverage = torch.ones(1, 1, 32, 32)
+    coverage[:, :, 8:24, 16] = 0.0  # the crack
+    image[:, :, :, 16] = 0.0
+    out = fill_holes(image, coverage, metric * coverage)
+    assert out[0, :, 9:23, 16].min() > 250.0
+    # a wide hole (a disocclusion) still prefers the background behind the moving part
+    coverage[:, :, 8:24, 12:21] = 0.0
+    image[:, :, 8:24, 12:21] = 0.0
+    out = fill_holes(image, coverage, metric * coverage)
+    assert out[0, :, 16, 16].max() < 128.0

@@ -13,15 +13,14 @@ Conventions (one place):
 * Modal shape keys: for every band k one key holds Re A_k and one holds Im A_k (as object-space offsets). With
   complex modal coordinates q_k(t) the shape is ``Re(sum_k A_k q_k) = sum_k Re A_k Re q_k - Im A_k Im q_k``, so
   the key values are ``value_re = Re q_k`` and ``value_im = -Im q_k`` (:func:`modal_key_values`). A seamless loop
-  is ``q_k(t) = amplitude * exp(2 pi i k t / L)`` with ``L`` the loop length in frames (:func:`loop_coordinates`).
+  is ``q_k(t) = amplitude * exp(2 pi i k t / L)`` with ``L`` the loop length in frames
+  (``spectral.loop_coordinates``).
 * Depth from motion: the plane's front normal is ``eu x ev`` (unit; +Z for a plane made by the add-on or by
   Import Images as Planes, toward the camera that sees the photo unmirrored). A vertex is lifted along it by
   ``depth * rms / max(rms)``, rms = its root-mean-square displacement over the loop (:func:`depth_offsets`), so
   where a moving part folds over a still one the moving part is in front (the preview's softmax-splat order).
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -158,15 +157,13 @@ def plane_normal(eu, ev) -> np.ndarray:
 
 def rms_motion(offsets: np.ndarray) -> np.ndarray:
     """Root-mean-square displacement over the loop (N,) float64, object units, of vertices whose modal key offsets
-    are ``offsets`` (K, 2, N, 3) (as from :func:`modal_offsets`), at amplitude 1.
-
-    ``mean_t ||F_t||^2 = ||Re A_0||^2 + sum_{k>=1} ||A_k||^2 / 2`` (Parseval: the loop's harmonics are orthogonal
-    over its L frames). The k = 0 term (a constant offset) counts, as in the preview's splat order: a part that
-    sits displaced still lies over what it covers. Im A_0 never shows (Re(A_0 e^0) = Re A_0) and is ignored.
-    """
+    are ``offsets`` (K, 2, N, 3) (as from :func:`modal_offsets`), at amplitude 1: the square root of
+    ``spectral.mean_square_displacement`` (the constant term counts, as in the preview's splat order; Im A_0 never
+    shows and does not)."""
     off = np.asarray(offsets, dtype=np.float64)
-    power = (off[0, 0] ** 2).sum(axis=-1) + 0.5 * (off[1:] ** 2).sum(axis=(0, 1, 3))  # (N,)
-    return np.sqrt(power)
+    k, _, n, _ = off.shape
+    interleaved = off.transpose(0, 3, 1, 2).reshape(k, 6, n, 1)  # (K, [Re x, Im x, Re y, Im y, Re z, Im z], N, 1)
+    return np.sqrt(spectral.mean_square_displacement(interleaved)[:, 0])
 
 
 def depth_offsets(offsets: np.ndarray, eu, ev, depth: float) -> np.ndarray:
@@ -207,20 +204,6 @@ def effective_loop(loop_frames: int, speed: float) -> int:
     if speed <= 0:
         raise ValueError(f"speed must be positive, got {speed}")
     return max(2, int(round(loop_frames / speed)))
-
-
-def loop_coordinates(k: int, frames: np.ndarray, loop_frames: int, amplitude: float = 1.0,
-                     phase_frame: float = 0.0):
-    """Seamless-loop modal coordinates ``q_k(frame) = amplitude * exp(2 pi i k (frame - phase_frame) / L)``.
-
-    Returns ``(q, dq)``: complex128 (K, F) values and their derivatives per frame. ``frames`` (F,) scene frames.
-    Every band repeats after exactly ``L = loop_frames`` frames.
-    """
-    frames = np.asarray(frames, dtype=np.float64)
-    omega = 2.0 * math.pi * np.arange(k, dtype=np.float64) / float(loop_frames)  # radians per frame
-    q = amplitude * np.exp(1j * np.multiply.outer(omega, frames - phase_frame))
-    dq = 1j * omega[:, None] * q
-    return q, dq
 
 
 def modal_key_values(q: np.ndarray):

@@ -20,7 +20,7 @@ import hashlib
 import numpy as np
 
 from . import mesh as core_mesh
-from . import modal
+from . import modal, spectral
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -109,20 +109,20 @@ def loop_frequencies(k: int, fps: float, loop_frames: int) -> np.ndarray:
 def motion(coeffs: np.ndarray, request: PokeRequest):
     """Modal coordinates of loop + pokes over the request's frames.
 
-    Returns ``(frames (F,), q (K, F) complex128, dq (K, F) complex128 per frame)`` for
-    ``animation.write_modal_coordinates``: q = loop_amplitude * exp(2 pi i k (f - phase) / L) + q_poke(f).
+    Returns ``(frames (F,), q (K, F) complex128, dq (K, F) complex128 per frame)``, bands first as
+    ``animation.write_modal_coordinates`` keys them: q = loop_amplitude * exp(2 pi i k (f - phase) / L) + q_poke(f).
     """
     k = coeffs.shape[0]
     frames = request.frames()
-    q, dq = core_mesh.loop_coordinates(k, frames, request.loop_frames, request.loop_amplitude,
-                                       request.phase_frame)
+    q, dq = spectral.loop_coordinates(k, frames, request.loop_frames, request.loop_amplitude,
+                                      request.phase_frame)  # (F, K)
     if request.pokes:
         freqs = loop_frequencies(k, request.fps, request.loop_frames)
         q_poke, v_poke = modal.simulate_state(coeffs, freqs, request.pokes, frames.shape[0], request.fps,
                                               request.params, frame_start=frames[0])
-        q = q + q_poke.T
-        dq = dq + v_poke.T / request.fps
-    return frames, q, dq
+        q = q + q_poke
+        dq = dq + v_poke / request.fps
+    return frames, q.T, dq.T
 
 
 def peak_key_value(q: np.ndarray) -> float:

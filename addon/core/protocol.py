@@ -10,6 +10,7 @@ import base64
 import dataclasses
 import ipaddress
 import json
+import numbers
 from urllib.parse import urlsplit
 
 SERVICE_NAME = "image-dynamics"
@@ -45,15 +46,20 @@ def port_of(url: str) -> int | None:
         return None
 
 
-def is_loopback_url(url: str) -> bool:
-    """True when ``url`` points at this computer (proxies are then never used)."""
-    host = (urlsplit(url).hostname or "").lower()
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names this computer: ``localhost``, 127.0.0.0/8 or ::1 (brackets allowed)."""
+    host = (host or "").strip("[]").lower()
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url`` points at this computer (proxies are then never used)."""
+    return is_loopback(urlsplit(url).hostname or "")
 
 
 def normalize_url(url: str) -> str:
@@ -74,19 +80,77 @@ def normalize_url(url: str) -> str:
     return url
 
 
+SAMPLERS = ("ddim", "dpm")
+
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+    """The allowed range of a number: ``low <= value <= high`` (``low < value`` when ``low_open``)."""
+
+    low: float
+    high: float
+    hint: str
+    low_open: bool = False
+
+    def admits(self, value) -> bool:
+        return (self.low < value if self.low_open else self.low <= value) and value <= self.high
+
+
+# The one place the ranges of the sampling parameters are written: PredictParams.validate checks them and the
+# service's request schema (backend/service/schemas.py) is built from them.
+PREDICT_LIMITS = {
+    "steps": Limit(1, 500, "use 1..500"),
+    "guidance": Limit(0.0, 20.0, "use 0..20 (1 = no guidance)"),
+    "loop": Limit(0.0, 10.0, "use 0..10 (0 = off)"),
+    "seed": Limit(0, 2 ** 63 - 1, "use a whole number from 0 to 2**63 - 1"),
+    "num_frames": Limit(2, 100000, "use 2..100000 frames"),
+    "fps": Limit(0.0, 1000.0, "use 0 < fps <= 1000", low_open=True),
+    "recurrence": Limit(1, 8, "use 1..8"),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class PredictParams:
-    """Sampling parameters sent with a predict job (the backend validates them again)."""
+    """Sampling parameters of a motion prediction: what the add-on sends with a predict job, what the service
+    accepts and the predictor samples with (one definition for all three)."""
 
-    steps: int = 25
-    guidance: float = 1.5
-    loop: float = 0.0
+    steps: int = 25           # denoising steps
+    guidance: float = 1.5     # classifier-free guidance scale (1 = conditional prediction only)
+    loop: float = 0.0         # loop self-guidance weight u (0 = off)
     seed: int = 0
-    num_frames: int = 150
+    num_frames: int = 150     # loop length T of the volume
     fps: float = 30.0
+    sampler: str = "ddim"     # ddim | dpm
+    recurrence: int = 1       # self-recurrence per step (ddim, with loop guidance)
 
-    def to_json(self) -> dict:
+    def validate(self) -> None:
+        """ValueError naming the first parameter that is out of range (or of the wrong type) and what to use."""
+        for field in dataclasses.fields(self):
+            name, value = field.name, getattr(self, field.name)
+            if name == "sampler":
+                ok, hint = value in SAMPLERS, f"use one of {', '.join(SAMPLERS)}"
+            else:
+                whole = field.type in ("int", int)
+                number = isinstance(value, numbers.Integral if whole else numbers.Real) and not isinstance(value, bool)
+                limit = PREDICT_LIMITS[name]
+                ok, hint = number and limit.admits(value), limit.hint
+            if not ok:
+                raise ValueError(f"bad prediction parameter {name}={value!r}: {hint}")
+
+    def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PredictParams":
+        """Validated parameters from a dict; ValueError for unknown names or bad values."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = set(d) - set(known)
+        if unknown:
+            raise ValueError(f"unknown prediction parameters: {', '.join(sorted(unknown))} "
+                             f"(known: {', '.join(known)})")
+        p = cls(**d)
+        p.validate()
+        return p
 
 
 def predict_body(image: bytes, params: PredictParams | None = None, model: str | None = None,
@@ -94,7 +158,7 @@ def predict_body(image: bytes, params: PredictParams | None = None, model: str |
     """JSON body of ``POST /v1/jobs/predict``: the photo's file bytes (base64), the sampling parameters, optionally
     a model id and the motion brush's hint ``moves`` (PNG bytes, greyscale, white = moves; sent only when given,
     so a request without a hint is exactly what older backends accept)."""
-    body = {"image": base64.b64encode(image).decode("ascii"), "params": (params or PredictParams()).to_json()}
+    body = {"image": base64.b64encode(image).decode("ascii"), "params": (params or PredictParams()).to_dict()}
     if model:
         body["model"] = model
     if moves is not None:

@@ -13,17 +13,26 @@ Array layouts used everywhere in the project (defined here, once):
 * complex form      complex64 (K, 2, H, W): channels [x, y]
 * trajectories      float32 (T, 2, H, W): displacement of every pixel of frame 0 at frames 0..T-1, channels [x, y]
 * displacement      float32 (2, H, W) for one time, (N, 2, H, W) for N times
+* modal coordinates complex (N, K): N frames (or times) first, K bands second, everywhere (loops, pokes, the
+                    renderer's wire format); the displacement they give is ``Re(sum_k A_k q_k)``
 
-The backend's torch twin (``backend/spectral.py``) implements the same functions; a test asserts they agree.
+This module owns the motion math the rest of the project calls: the displacement at times
+(:func:`displacement_at`) or for any modal coordinates (:func:`modal_displacement`), the mean-square displacement
+over the loop (:func:`mean_square_displacement`), and a loop's modal coordinates (:func:`loop_coordinates`). The
+backend's torch twin (``backend/spectral.py``) implements the same functions under the same names (the loop
+coordinates, plain numpy, it imports from here); a test asserts they agree.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import zipfile
 from typing import Mapping
 
 import numpy as np
+
+from .files import atomic_path
 
 SCHEMA_VERSION = 1
 DEFAULT_NUM_FRAMES = 150
@@ -98,11 +107,9 @@ def trajectories_to_spectral(traj: np.ndarray, k: int = DEFAULT_K) -> np.ndarray
 
 def displacement_at(coeffs: np.ndarray, freqs_hz: np.ndarray, t_seconds) -> np.ndarray:
     """Displacement (2, H, W) at a time in seconds, or (N, 2, H, W) for an array of N times."""
-    a = to_complex(coeffs).astype(np.complex128)  # (K, 2, H, W)
     t = np.asarray(t_seconds, dtype=np.float64)
     phase = 2.0 * np.pi * np.multiply.outer(t.reshape(-1), np.asarray(freqs_hz, dtype=np.float64))  # (N, K)
-    e = np.exp(1j * phase)
-    out = np.real(np.einsum("nk,kchw->nchw", e, a)).astype(np.float32)
+    out = modal_displacement(coeffs, np.exp(1j * phase))
     return out[0] if t.ndim == 0 else out.reshape(t.shape + out.shape[1:])
 
 
@@ -110,6 +117,58 @@ def spectral_to_trajectories(coeffs: np.ndarray, num_frames: int) -> np.ndarray:
     """coeffs (K, 4, H, W) -> trajectories (T, 2, H, W) sampled at frames 0..T-1 (exact inverse for K bins)."""
     freqs = np.arange(coeffs.shape[0], dtype=np.float64) / float(num_frames)  # cycles per frame
     return displacement_at(coeffs, freqs, np.arange(num_frames, dtype=np.float64))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Motion for modal coordinates, mean-square displacement, loop coordinates
+# ----------------------------------------------------------------------------------------------------------------
+
+def modal_displacement(coeffs: np.ndarray, q) -> np.ndarray:
+    """``F = Re(sum_k A_k q_k)``: coeffs (K, 4, H, W) and modal coordinates q (N, K) complex -> (N, 2, H, W) float32.
+
+    The general form of the spectral-volume formula: ``q_k = exp(2 pi i f_k t)`` is :func:`displacement_at`, a loop
+    in scene frames is :func:`loop_coordinates`, pokes are simulated by ``addon.core.modal``."""
+    a = to_complex(coeffs).astype(np.complex128)  # (K, 2, H, W)
+    q = np.asarray(q, dtype=np.complex128)
+    if q.ndim != 2 or q.shape[1] != a.shape[0]:
+        raise ValueError(f"modal coordinates must have shape (N, K={a.shape[0]}), got {q.shape}")
+    return np.real(np.einsum("nk,kchw->nchw", q, a)).astype(np.float32)
+
+
+def mean_square_displacement(coeffs: np.ndarray) -> np.ndarray:
+    """``W(p) = mean over the loop of ||F_t(p)||^2`` in px^2: coeffs (..., K, C, H, W) -> (..., H, W).
+
+    Exact by Parseval (the loop's harmonics are orthogonal over its T frames)::
+
+        W = ||Re A_0||^2 + sum_{k>=1} ||A_k||^2 / 2
+
+    The constant term counts: a part that sits displaced still lies over what it covers. **Im A_0 does not**: the
+    constant term of F_t is Re(A_0 e^0) = Re A_0, so Im A_0 moves nothing (it is 0 for a volume taken from real
+    trajectories; a model may predict anything there, and it never shows).
+
+    The channels C interleave [Re, Im] of each displacement component: 4 for a spectral volume ([Re x, Im x, Re y,
+    Im y]); any even number works (e.g. 6 for object-space x, y, z offsets). Computed in float64; the result has the
+    input's floating-point type (float32 at least).
+    """
+    c = np.asarray(coeffs)
+    dtype = np.result_type(c.dtype, np.float32)
+    c = c.astype(np.float64)
+    power = (c[..., 0, 0::2, :, :] ** 2).sum(axis=-3) + 0.5 * (c[..., 1:, :, :, :] ** 2).sum(axis=(-4, -3))
+    return power.astype(dtype)
+
+
+def loop_coordinates(k: int, frames, loop_frames: float, amplitude: float = 1.0, phase_frame: float = 0.0):
+    """Modal coordinates of a seamless loop at scene ``frames`` (N,) and their derivatives per frame.
+
+    ``q_k(n) = amplitude * exp(2 pi i k (n - phase_frame) / L)``, ``L = loop_frames``: every band repeats after
+    exactly L frames. With ``L = T / volume fps * scene fps`` this is ``exp(2 pi i f_k t)``, t the seconds since
+    ``phase_frame``, i.e. the spectral-volume formula. Returns ``(q, dq)``, each (N, K) complex128.
+    """
+    frames = np.asarray(frames, dtype=np.float64).reshape(-1)
+    omega = 2.0 * math.pi * np.arange(k, dtype=np.float64) / float(loop_frames)  # radians per frame
+    q = amplitude * np.exp(1j * np.multiply.outer(frames - phase_frame, omega))
+    dq = 1j * omega[None, :] * q
+    return q, dq
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -252,6 +311,9 @@ class SpectralVolume:
         return spectral_to_trajectories(self.coeffs, self.num_frames)
 
     def resampled(self, width: int, height: int) -> "SpectralVolume":
+        """The volume on a ``width`` x ``height`` map (amplitudes scale with it); itself when it has that size."""
+        if (width, height) == (self.width, self.height):
+            return self
         return dataclasses.replace(self, coeffs=resample(self.coeffs, width, height))
 
     def amplitude(self) -> np.ndarray:
@@ -290,7 +352,7 @@ def validate_arrays(coeffs, freqs_hz, fps, num_frames, source_size) -> None:
 
 
 def save_npz(path, volume: SpectralVolume) -> None:
-    """Write a volume to ``path`` (.npz, compressed, no pickled objects)."""
+    """Write a volume to ``path`` (.npz, compressed, no pickled objects; complete or not at all)."""
     arrays = {
         "coeffs": volume.coeffs.astype(np.float32),
         "freqs_hz": volume.freqs_hz.astype(np.float32),
@@ -309,10 +371,8 @@ def save_npz(path, volume: SpectralVolume) -> None:
         else:
             known = PROVENANCE_STR + PROVENANCE_INT + PROVENANCE_FLOAT
             raise SpectralVolumeError(key, f"unknown provenance field (known: {known})")
-    path = os.fspath(path)
-    tmp = path + ".tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
 
 
 def _scalar(data: Mapping, field: str, kind: str):

@@ -60,14 +60,28 @@ class BuildConfig:
         if unknown:
             raise ValueError(f"--holdout names clips that are not among --videos: {', '.join(sorted(unknown))}")
 
-    def signature(self) -> dict:
-        """What must match for a resumed build to continue an earlier one."""
+    SPLIT_FIELDS = ("holdout", "val_fraction", "val_fraction_real")  # decided at the end: free to change on resume
+
+    def signature(self, splits: bool = True) -> dict:
+        """The build's settings; without ``splits``, what must match for a resumed build to continue an earlier one
+        (the splits are assigned after the jobs, so a rerun may change them)."""
         d = dataclasses.asdict(self)
         d.pop("root")
         d["videos"] = sorted(os.path.basename(v) for v in self.videos)
         d["holdout"] = sorted(self.holdout)
-        d["photos"] = os.path.basename(os.path.normpath(self.photos)) if self.photos else ""
+        d["photos"] = library_digest(self.photos) if self.photos else ""
+        if not splits:
+            for key in self.SPLIT_FIELDS:
+                d.pop(key)
         return d
+
+
+def library_digest(root: str) -> str:
+    """What identifies a photo library for resuming a build: a hash of its index (names, hashes, roles)."""
+    from addon.core.files import file_digest
+
+    path = os.path.join(root, "index.json")
+    return file_digest(path) if os.path.isfile(path) else f"missing:{os.path.abspath(root)}"
 
 
 def scene_seed(seed: int, index: int) -> int:
@@ -112,11 +126,13 @@ def _synthetic_job(job, cfg: BuildConfig, tick: Callable) -> dict:
 
     photos, coeffs, trust, samples = [], [], [], []
     r = {"i0": [], "it": [], "flow": [], "weight": []}
-    pair_samples, kinds = [], {}
+    pair_samples, kinds, used = [], {}, {}
     for i in job["scenes"]:
         seed = scene_seed(cfg.seed, i)
         scene = build_scene(SceneConfig(cfg.width, cfg.height, cfg.num_frames, cfg.fps, cfg.k, cfg.max_bin, seed,
-                                        amplitude_px=cfg.amplitude_px))
+                                        amplitude_px=cfg.amplitude_px, photo_library=cfg.photos or None))
+        for p in scene.info.get("photos", []):
+            used[p["name"]] = used.get(p["name"], 0) + 1
         rng = np.random.default_rng([cfg.seed, i, 1])
         t = np.sort(rng.choice(np.arange(1, cfg.num_frames), size=cfg.pairs_per_scene, replace=False))
         win = render_window(scene, t)
@@ -139,7 +155,7 @@ def _synthetic_job(job, cfg: BuildConfig, tick: Callable) -> dict:
     _write(cfg.root, job["name"], photos, coeffs, trust, samples, r, pair_samples, cfg)
     return {"windows": len(samples), "pairs": len(pair_samples), "kinds": kinds,
             "static": sum(s["static"] for s in samples),
-            "backgrounds": _count(s["background"] for s in samples)}
+            "backgrounds": _count(s["background"] for s in samples), "photos": used}
 
 
 def _count(items) -> dict:
@@ -302,12 +318,19 @@ def assemble_card(cfg: BuildConfig, jobs: list, logs: dict, seconds: float, new_
     val = assign_splits([g for g in groups if g not in test], cfg.seed, cfg.val_fraction, cfg.val_fraction_real)
     val_set, test_set = set(val), set(test)
     syn_logs = [logs[j["name"]] for j in jobs if j["type"] == "synthetic"]
-    kinds, backgrounds = {}, {}
+    kinds, backgrounds, used = {}, {}, {}
     for lg in syn_logs:
         for key, n in lg["kinds"].items():
             kinds[key] = kinds.get(key, 0) + n
         for key, n in lg["backgrounds"].items():
             backgrounds[key] = backgrounds.get(key, 0) + n
+        for key, n in lg.get("photos", {}).items():
+            used[key] = used.get(key, 0) + n
+    photo_card = []
+    if cfg.photos and used:
+        from .photo_library import open_library
+
+        photo_card = [dict(entry, scenes=used[entry["name"]]) for entry in open_library(cfg.photos).card(used)]
     clips, rejected = {}, []
     for job in jobs:
         if job["type"] != "real":
@@ -337,6 +360,7 @@ def assemble_card(cfg: BuildConfig, jobs: list, logs: dict, seconds: float, new_
                               "train": len(groups) - n_val - n_test, "val": n_val, "test": n_test},
                    "render_pairs": pairs},
         "synthetic": {"scenes": n_syn, "windows": n_syn, "by_kind": kinds, "by_background": backgrounds,
+                      "photos": photo_card,
                       "static_windows": sum(lg["static"] for lg in syn_logs),
                       "note": "static windows are fully static scenes kept on purpose as zero-motion samples"},
         "real": {"clips": clips, "windows": sum(c["windows"] for c in clips.values()), "kept": n_real,

@@ -11,9 +11,33 @@ import dataclasses
 import cv2
 import numpy as np
 
-from .synthetic import _blobs, _fbm
-
 BACKGROUNDS = ("landscape", "garden", "wall", "dark_room", "forest")
+
+
+def _fbm(rng, h, w, scales=(40.0, 12.0, 4.0, 1.2), weights=(1.0, 0.6, 0.35, 0.2)) -> np.ndarray:
+    """Fractal noise (H, W), unit std: blurred white noise summed over a few scales."""
+    out = np.zeros((h, w), np.float32)
+    for s, wt in zip(scales, weights):
+        n = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), s, borderType=cv2.BORDER_REFLECT)
+        out += wt * n / max(float(n.std()), 1e-6)
+    return out / float(out.std())
+
+
+def _blobs(rng, img, n, radius, colours, blur, strength=0.6):
+    """``n`` soft discs of random colours from ``colours`` over img (bokeh, flowers far away, light spots)."""
+    h, w = img.shape[:2]
+    layer = np.zeros_like(img)
+    cover = np.zeros((h, w), np.float32)
+    for _ in range(n):
+        c = colours[rng.integers(len(colours))]
+        centre = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
+        r = max(1, int(rng.uniform(*radius)))
+        cv2.circle(layer, centre, r, tuple(float(v) for v in c), -1, cv2.LINE_AA)
+        cv2.circle(cover, centre, r, 1.0, -1, cv2.LINE_AA)
+    if blur > 0:
+        layer, cover = cv2.GaussianBlur(layer, (0, 0), blur), cv2.GaussianBlur(cover, (0, 0), blur)
+    a = np.clip(cover, 0, 1)[..., None] * strength
+    return img * (1 - a) + np.where(cover[..., None] > 1e-4, layer / np.maximum(cover[..., None], 1e-4), 0) * a
 
 
 @dataclasses.dataclass

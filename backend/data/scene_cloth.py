@@ -1,4 +1,4 @@
-"""Hanging cloth (curtain, banner, laundry) with closed-form motion, drawable by ``synthetic_objects.composite``.
+"""Hanging cloth (curtain, banner, laundry) with closed-form motion, drawable by ``scene_objects.composite``.
 
 A cloth hangs from a fixed rod at (x0, y0). Material coordinates: u across the cloth (centre 0, |u| <= width/2),
 v down from the rod (0 <= v <= L). A material point sits at::
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .synthetic_objects import Modes, sample_tile
+from .scene_objects import Modes, Textures, photo_arrays, photo_shade, sample_tile
 
 
 class Cloth:
@@ -34,6 +34,8 @@ class ClothSet:
         self.cloths = list(cloths)
         self.t = np.asarray(t, float)
         self.oid = np.array([c.oid for c in cloths], np.int64)
+        self.tex = np.array([c.tex for c in cloths], float).reshape(-1, 2)
+        photo_arrays(self, self.cloths)
         self.stretch = np.stack([c.modes.evaluate(self.t)[:, 2] for c in cloths], 1) if cloths else None
 
     def _dx(self, i, ti, v):
@@ -58,7 +60,8 @@ class ClothSet:
             e = np.zeros(0)
             return e.astype(np.int64), e.astype(np.int64), e.astype(np.int64), e, e, e
         rr, i = np.concatenate(rows), np.concatenate(idx)
-        x0, y0, wd, L, p = (np.array([getattr(self.cloths[c], f) for c in i], float) for f in ("x0", "y0", "W", "L", "p"))
+        x0, y0, wd, L, p = (np.array([getattr(self.cloths[c], f) for c in i], float)
+                            for f in ("x0", "y0", "W", "L", "p"))
         v = (rr - y0) / (1 + self.stretch[ti, i])
         e = np.clip(v / L, 0, 1)
         cx = x0 + e ** p * self._dx(i, ti, v)
@@ -80,7 +83,7 @@ class ClothSet:
         s = self.stretch[:, i]  # (T, N)
         return np.stack([dx - dx[:1], v * (s - s[:1])], 1)
 
-    def colour(self, i, u, v, tile):
+    def colour(self, i, u, v, textures: Textures):
         c0 = np.array([self.cloths[c].c0 for c in i], float)
         c1 = np.array([self.cloths[c].c1 for c in i], float)
         pat = np.array([self.cloths[c].pattern for c in i])
@@ -92,9 +95,9 @@ class ClothSet:
         stripe_h = (np.floor(v / per) % 2 == 0)
         mix = np.select([pat == 1, pat == 2, pat == 3], [stripe_v, stripe_h, stripe_v ^ stripe_h], 0.0)
         base = c0 * (1 - mix[:, None]) + c1 * mix[:, None]
-        n = sample_tile(tile, v * 0.7 + tex[:, 0], u * 0.7 + tex[:, 1])
+        n = sample_tile(textures.noise, v * 0.7 + tex[:, 0], u * 0.7 + tex[:, 1])
         folds = np.cos(2 * np.pi * u / np.maximum(wd / 3.5, 2.0) + 0.05 * v)
         hem = np.clip((L - v) / 2.0, 0, 1) * 0.25 + 0.75
         edge = 0.85 + 0.15 * np.clip((wd / 2 - np.abs(u)) / 2.0, 0, 1)
         shade = (1 + 0.18 * folds + 0.05 * n) * hem * edge
-        return np.clip(base * shade[:, None], 0, 1)
+        return np.clip(photo_shade(base * shade[:, None], shade, i, v, u, self, textures), 0, 1)

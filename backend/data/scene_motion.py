@@ -10,6 +10,10 @@ stiffness, its amplitude grows with length and falls with stiffness. On top of t
 gets a weak broadband "turbulence" (wind is not a single tone): one mode per bin, amplitude peaking at the primary
 bin and decaying as a power of frequency above it. This gives the dataset the decaying power spectrum of real
 motion (paper Fig. 2) and non-zero coefficients at every bin for the per-frequency normalisation.
+
+Natural clips (``Timing(exact=False)``, for judging motion extraction and the sample clip) keep the same design but
+are not a loop: the primary sits on its own frequency, the other modes a random fraction of a bin off theirs, and a
+share ``gust_fraction`` of the objects also gets a gust, a push released at a random moment that rings down.
 """
 from __future__ import annotations
 
@@ -17,15 +21,18 @@ import dataclasses
 
 import numpy as np
 
-from .synthetic_objects import Modes
+from .scene_objects import Modes, concat_modes
 
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
-    """The loop: ``num_frames`` frames at ``fps``; modes use bins 1..max_bin."""
+    """The loop: ``num_frames`` frames at ``fps``; modes use bins 1..max_bin. ``exact=False``: a natural clip
+    (frequencies off the bins, decaying gusts on a share ``gust_fraction`` of the objects)."""
     fps: float = 30.0
     num_frames: int = 150
     max_bin: int = 15
+    exact: bool = True
+    gust_fraction: float = 0.0
 
     @property
     def duration(self) -> float:
@@ -45,14 +52,15 @@ def natural_frequency(length_px: float, ref_px: float, stiffness: float = 1.0, f
 
 
 def sway(rng, timing: Timing, f0: float, amp, phase: float, second: float = 0.2, turbulence: float = 0.12,
-         slope: float = 1.4, cross: float = 0.3, gust: float = 0.35) -> Modes:
+         slope: float = 1.4, cross: float = 0.3, push: float = 0.35) -> Modes:
     """Modes of one object: primary at the bin nearest ``f0`` with amplitude vector ``amp`` (3 channels), a weaker
     second mode at 2.3-2.9 x f0, and turbulence on every other bin.
 
     ``turbulence`` is the relative amplitude at the bins next to the primary; above it falls as (k0/k)^slope, below
     it as sqrt(k/k0). ``cross`` < 1 mixes a part of each turbulence mode into the other direction of ``amp`` (the
-    object's motion is not on a line). ``gust`` > 0 adds a slow push of that relative amplitude (x 0.5..1.5) on bin
-    1 or 2 when the primary is above it: wind gusts bend everything slowly, as in real footage."""
+    object's motion is not on a line). ``push`` > 0 adds a slow push of that relative amplitude (x 0.5..1.5) on bin
+    1 or 2 when the primary is above it: wind bends everything slowly, as in real footage. With a natural
+    ``timing`` (not exact) the frequencies leave the bins and some objects get a decaying gust (module docstring)."""
     amp = np.asarray(amp, float)
     k0 = int(timing.bin_of(f0))
     bins, amps, phases = [k0], [amp], [phase]
@@ -61,9 +69,9 @@ def sway(rng, timing: Timing, f0: float, amp, phase: float, second: float = 0.2,
         bins.append(k1)
         amps.append(amp * second * rng.uniform(0.6, 1.4))
         phases.append(rng.uniform(0, 2 * np.pi))
-    if gust > 0 and k0 >= 2:
+    if push > 0 and k0 >= 2:
         bins.append(int(rng.integers(1, min(k0, 3))))
-        amps.append(amp * gust * rng.uniform(0.5, 1.5))
+        amps.append(amp * push * rng.uniform(0.5, 1.5))
         phases.append(rng.uniform(0, 2 * np.pi))
     if turbulence > 0:
         perp = np.array([-amp[1], amp[0], 0.0])  # x <-> y swap of the sway direction
@@ -74,13 +82,29 @@ def sway(rng, timing: Timing, f0: float, amp, phase: float, second: float = 0.2,
         amps += list(mix * rel[:, None])
         phases += rng.uniform(0, 2 * np.pi, len(ks)).tolist()
     n = len(bins)
-    return Modes(timing.freq(np.array(bins)), np.stack(amps), np.array(phases), np.zeros(n), np.zeros(n))
+    modes = Modes(timing.freq(np.array(bins)), np.stack(amps), np.array(phases), np.zeros(n), np.zeros(n))
+    return modes if timing.exact else _natural(rng, timing, modes, f0, amp)
+
+
+def _natural(rng, timing: Timing, modes: Modes, f0: float, amp: np.ndarray) -> Modes:
+    """Take the modes off the loop's bins (primary exactly at ``f0``, the others up to half a bin off) and, for a
+    share ``timing.gust_fraction`` of the objects, add a gust at f0: at rest until a random onset, then ringing down
+    (5-12% of the frequency per second, relative)."""
+    bin_hz = timing.fps / timing.num_frames
+    freq = modes.freq + rng.uniform(-0.5, 0.5, len(modes.freq)) * bin_hz
+    freq[0] = f0
+    modes = Modes(np.maximum(freq, 0.5 * bin_hz), modes.amp, modes.phase, modes.damping, modes.onset)
+    if rng.uniform() < timing.gust_fraction:
+        onset = rng.uniform(0.1, 0.6) * timing.duration
+        modes = concat_modes(modes, Modes(np.array([f0]), amp[None] * rng.uniform(0.5, 0.9), np.array([-np.pi / 2]),
+                                          np.array([2 * np.pi * f0 * rng.uniform(0.05, 0.12)]), np.array([onset])))
+    return modes
 
 
 def flutter(rng, timing: Timing, f_lo: float, f_hi: float, angle_rad: float, turbulence: float = 0.15) -> Modes:
     """Own rotation of a sprite (leaf, flower head): theta on channel 2 with a primary in [f_lo, f_hi]."""
     return sway(rng, timing, rng.uniform(f_lo, f_hi), (0.0, 0.0, angle_rad), rng.uniform(0, 2 * np.pi),
-                second=0.3, turbulence=turbulence, slope=1.0, cross=0.0, gust=0.0)
+                second=0.3, turbulence=turbulence, slope=1.0, cross=0.0, push=0.0)
 
 
 def sample_times(timing: Timing) -> np.ndarray:
@@ -106,12 +130,3 @@ def exact_coefficients(samples: np.ndarray, k: int) -> np.ndarray:
     out[:, 0::2] = a.real
     out[:, 1::2] = a.imag
     return out
-
-
-def mean_square_displacement(coeffs: np.ndarray) -> np.ndarray:
-    """W(p) = mean over the loop's frames of |F_t(p)|^2 (px^2) from coeffs (K, 4, ...): |A_0|^2 + sum_k |A_k|^2/2.
-
-    Exact for the T sampled frames when every bin lies below T/2 (discrete orthogonality)."""
-    c = coeffs.astype(np.float64) ** 2
-    per_k = c.sum(axis=1)
-    return (per_k[0] + 0.5 * per_k[1:].sum(axis=0)).astype(np.float32)

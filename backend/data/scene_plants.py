@@ -1,6 +1,6 @@
 """Object builders for the training scenes: grass, stems with leaves, flowers, bushes, trees, candles, cloth.
 
-Each builder returns a list of drawable objects (``Strip``/``Sprite`` from ``synthetic_objects``, ``Cloth``) in
+Each builder returns a list of drawable objects (``Strip``/``Sprite`` from ``scene_objects``, ``Cloth``) in
 back-to-front order. Sizes are pixels of the render; ``zoom`` is the scene's magnification at the object's depth,
 so the *physical* length is ``length_px / zoom``. Frequencies follow the physical length and stiffness (long,
 soft things sway slowly), amplitudes in pixels grow with the drawn length and fall with stiffness: what an object
@@ -14,9 +14,9 @@ import numpy as np
 
 from .scene_cloth import Cloth
 from .scene_motion import Timing, flutter, natural_frequency, sway
-from .synthetic_objects import STATIC, Modes, Sprite, Strip, concat_modes
+from .scene_objects import STATIC, Modes, Sprite, Strip, concat_modes
 
-LAYER_FAR, LAYER_NEAR, LAYER_TOP = 1, 2, 3
+LAYER_BACKGROUND, LAYER_FAR, LAYER_NEAR, LAYER_TOP = 0, 1, 2, 3
 PETALS = [((0.96, 0.95, 0.9), (0.95, 0.75, 0.1)), ((0.98, 0.8, 0.15), (0.45, 0.25, 0.05)),
           ((0.9, 0.15, 0.1), (0.08, 0.06, 0.05)), ((0.62, 0.38, 0.88), (0.95, 0.85, 0.3)),
           ((0.96, 0.55, 0.72), (0.98, 0.9, 0.4)), ((0.35, 0.5, 0.95), (0.2, 0.15, 0.4)),
@@ -49,6 +49,11 @@ class Ctx:
     def tex(self):
         return tuple(self.rng.uniform(0, 128, 2))
 
+    @property
+    def drop(self) -> bool:
+        """Bending strips also shorten (not linear in the modes): natural clips only, never in an exact loop."""
+        return not self.timing.exact
+
 
 def _strip_modes(ctx: Ctx, x, length_px, zoom, stiffness, slow=1.0, turbulence=0.12):
     phys = length_px / max(zoom, 1e-3)
@@ -67,7 +72,7 @@ def blade(ctx: Ctx, x, base_y, zoom, layer=LAYER_NEAR, colours=None):
     base, tip = colours or ((0.1, 0.3, 0.07), (0.45, 0.7, 0.2))
     b = Strip("blade", layer, x, base_y, length, max(half, 0.6), lean=r.uniform(-0.25, 0.25),
               curve=r.uniform(-0.12, 0.12) * length, modes=_strip_modes(ctx, x, length, zoom, stiff),
-              colour=ctx.jitter(base), tip_colour=ctx.jitter(tip), tex=ctx.tex())
+              colour=ctx.jitter(base), tip_colour=ctx.jitter(tip), tex=ctx.tex(), drop=ctx.drop)
     b.physical_length, b.stiffness = length / zoom, stiff  # what sets its motion (for checks and analysis)
     return [b]
 
@@ -85,7 +90,7 @@ def stem_with_leaves(ctx: Ctx, x, base_y, zoom, n_leaves=None, stiffness=None, l
     stem = Strip("stem", LAYER_NEAR, x, base_y, length, max(0.6, 0.007 * ctx.height * zoom),
                  lean=r.uniform(-0.2, 0.2), curve=r.uniform(-0.08, 0.08) * length,
                  modes=_strip_modes(ctx, x, length, zoom, stiff), colour=ctx.jitter((0.22, 0.45, 0.15)),
-                 tip_colour=ctx.jitter((0.3, 0.55, 0.2)), tex=ctx.tex())
+                 tip_colour=ctx.jitter((0.3, 0.55, 0.2)), tex=ctx.tex(), drop=ctx.drop)
     parts = [stem]
     n = n_leaves if n_leaves is not None else int(r.integers(2, 7))
     colour = leaf_colour or LEAF_GREENS[r.integers(len(LEAF_GREENS))]
@@ -124,7 +129,7 @@ def bush(ctx: Ctx, x, base_y, zoom):
         stem = Strip("stem", LAYER_NEAR, x + r.uniform(-0.1, 0.1) * size, base_y, length,
                      max(0.6, 0.008 * ctx.height * zoom), lean=r.uniform(-0.9, 0.9),
                      curve=r.uniform(-0.1, 0.1) * length, modes=_strip_modes(ctx, x, length, zoom, stiff),
-                     colour=(0.3, 0.25, 0.15), tip_colour=(0.3, 0.4, 0.15), tex=ctx.tex())
+                     colour=(0.3, 0.25, 0.15), tip_colour=(0.3, 0.4, 0.15), tex=ctx.tex(), drop=ctx.drop)
         parts.append(stem)
         for _ in range(int(r.integers(5, 12))):
             leaf_size = max(r.uniform(0.04, 0.08) * ctx.height * zoom, 2.0)
@@ -160,7 +165,7 @@ def tree(ctx: Ctx, x, base_y, zoom):
         branch = Strip("stem", LAYER_NEAR, bx, by, length, max(0.6, 0.35 * trunk_w), lean=side * r.uniform(0.2, 0.9),
                        curve=r.uniform(-0.1, 0.1) * length,
                        modes=_strip_modes(ctx, bx, length * 2.0, zoom, r.uniform(0.7, 1.1), turbulence=0.15),
-                       colour=bark, tip_colour=bark, tex=ctx.tex())
+                       colour=bark, tip_colour=bark, tex=ctx.tex(), drop=ctx.drop)
         parts.append(branch)
         colour = palette[r.integers(len(palette))]
         for _ in range(int(r.integers(20, 45))):
@@ -185,7 +190,7 @@ def candle(ctx: Ctx, x, base_y, zoom, draught: float = 1.0):
     a = ctx.amplitude * 0.7 * lf / (0.22 * h) * draught * r.uniform(0.6, 1.4)
     side = sway(r, ctx.timing, f0, (a, 0.0, 0.0), r.uniform(0, 2 * np.pi), turbulence=0.2, slope=0.8)
     flick = sway(r, ctx.timing, r.uniform(2.0, 3.0), (0.0, 0.0, r.uniform(0.05, 0.1)), r.uniform(0, 2 * np.pi),
-                 second=0.0, turbulence=0.25, slope=0.5, cross=0.0, gust=0.0)
+                 second=0.0, turbulence=0.25, slope=0.5, cross=0.0, push=0.0)
     parts.append(Strip("flame", LAYER_TOP, x, top - 0.01 * h * zoom, lf, 0.2 * lf, power=1.5,
                        modes=concat_modes(side, flick), colour=(1.0, 0.5, 0.12), tip_colour=(1.0, 0.96, 0.8),
                        tex=ctx.tex()))

@@ -1,14 +1,21 @@
-"""Training scenes: many plant types, candles and cloth on varied backgrounds, with exact spectral volumes.
+"""The procedural scene generator: plants, candles and cloth on varied backgrounds, with exact per-pixel motion.
 
-A scene is designed once (:func:`build_scene`) and then rendered cheaply (:func:`render_window`): frame 0 (the
-photo) plus a few frames t for render pairs. Every mode sits on a loop bin (``scene_motion``), so the exact
-ground-truth spectral volume comes from ``2 * max_bin + 1`` analytic samples of the displacement per pixel, not from
-150 rendered frames. :func:`render_clip` renders every frame, optionally with camera shake, to exercise the
-real-clip rejection rules.
+A scene is designed once (:func:`build_scene`) from a :class:`SceneConfig` and then rendered
+(``scene_render``, re-exported here): :func:`render_window` gives a training sample (photo, exact spectral volume,
+render pairs), :func:`render_scene` a whole clip with per-frame ground truth (trajectories, visibility, layer and
+object ids) for judging motion extraction, :func:`render_clip` frames only (with camera shake for the rejection
+rules). The modules: ``scene_objects`` (strips, sprites: closed-form deformation, raster, shading), ``scene_cloth``,
+``scene_plants`` (object builders whose look predicts their motion), ``scene_motion`` (oscillation modes, exact
+coefficients), ``scene_backgrounds`` (static backdrops and lighting).
 
-Ground-truth convention (as ``backend/data/synthetic.py``): the motion of pixel p is that of the front-most surface
-whose shape contains p's centre in frame 0 (pixel centres at integer coordinates); background and static objects
-(trunks, candles, rods, rocks) have zero motion.
+Two kinds of motion: *exact* scenes (the default, training data) put every mode on a loop bin and keep the motion
+linear, so the exact ground-truth volume comes from ``2 * max_bin + 1`` analytic samples per pixel; *natural*
+scenes (``exact=False``: frequencies off the bins, decaying gusts, the cantilever drop of bending strips) are not a
+loop and are only rendered as clips.
+
+Ground-truth convention: the motion of pixel p is that of the front-most surface whose shape contains p's centre
+in frame 0 (pixel centres at integer coordinates); background and static objects (trunks, candles, rods, rocks)
+have zero motion.
 
 Kinds: meadow, flowers, bush, tree, candle, cloth, mixed (a mixture) and static (no moving object at all: rooms,
 bare trunks, unlit candles, landscapes without plants; valid zero-motion samples).
@@ -17,50 +24,63 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Optional, Sequence
+from typing import Optional
 
-import cv2
 import numpy as np
 
 from . import scene_plants as P
 from .scene_backgrounds import Backdrop, Lighting, make_backdrop, make_lighting
-from .scene_cloth import Cloth, ClothSet
-from .scene_motion import Timing, exact_coefficients, mean_square_displacement, sample_times
-from .synthetic_objects import STATIC, Sprite, SpriteSet, Strip, StripSet, composite, noise_tile
+from .scene_motion import Timing
+from .photo_library import open_library
+from .scene_objects import STATIC, Sprite, Strip, Textures, noise_tile
+from .scene_photos import dress
+from .scene_render import (ObjectInfo, SceneClip, Window, exact_trajectories, render_clip, render_scene,  # noqa: F401
+                           render_window)
 
 log = logging.getLogger(__name__)
 
 KINDS = ("meadow", "flowers", "bush", "tree", "candle", "cloth", "mixed", "static")
 KIND_WEIGHTS = (0.2, 0.14, 0.12, 0.15, 0.1, 0.1, 0.14, 0.05)
-_THICK_PX = 4.0
+KIND_WEIGHTS_PHOTOS = (0.18, 0.13, 0.11, 0.14, 0.1, 0.1, 0.14, 0.1)  # with a photo library: more still photos
+_PHOTO_STREAM = 0x70686F746F  # second seed word of the photo choices' random stream
 
 
 @dataclasses.dataclass
 class SceneConfig:
+    """What to build. Sizes in pixels; geometry scales with the size; ``kind`` None draws one from KIND_WEIGHTS."""
     width: int = 256
     height: int = 160
     num_frames: int = 150
     fps: float = 30.0
-    k: int = 16
-    max_bin: int = 15
+    k: int = 16                  # bins of the spectral volume (render_window)
+    max_bin: int = 15            # highest bin a mode may use
     seed: int = 0
-    kind: Optional[str] = None   # None: drawn from KIND_WEIGHTS with the seed
+    kind: Optional[str] = None   # one of KINDS; None: drawn from KIND_WEIGHTS with the seed
     amplitude_px: float = 4.0    # tip sway of a blade half the image tall at zoom 1 (scaled by width / 256)
+    exact: bool = True           # every mode on a loop bin, linear motion; False: a natural clip (render_scene only)
+    gust_fraction: float = 0.35  # natural clips: share of the objects that also get a decaying gust
+    photo_library: Optional[str] = None  # folder built by scripts/build_photo_library.py; None: procedural only
+    photo_fraction: float = 0.8  # with a library: share of the scenes whose backdrop is a photo (static: all)
 
     def validate(self) -> None:
         if self.kind is not None and self.kind not in KINDS:
             raise ValueError(f"unknown scene kind '{self.kind}': choose one of {', '.join(KINDS)}")
         if self.width < 16 or self.height < 16:
             raise ValueError(f"scene size {self.width}x{self.height} is too small: use at least 16x16 pixels")
-        if not 1 <= self.max_bin < self.k <= (self.num_frames + 1) // 2:
+        if self.num_frames < 1 or self.fps <= 0 or self.amplitude_px < 0:
+            raise ValueError("num_frames must be >= 1, fps > 0 and amplitude_px >= 0")
+        if self.exact and not 1 <= self.max_bin < self.k <= (self.num_frames + 1) // 2:
             raise ValueError(f"need 1 <= max_bin < k <= (num_frames + 1) // 2, got max_bin={self.max_bin}, "
                              f"k={self.k}, num_frames={self.num_frames}")
-        if self.fps <= 0 or self.amplitude_px < 0:
-            raise ValueError("fps must be > 0 and amplitude_px >= 0")
+        if not self.exact and self.max_bin < 1:
+            raise ValueError(f"max_bin must be >= 1, got {self.max_bin}")
+        if not 0 <= self.gust_fraction <= 1 or not 0 <= self.photo_fraction <= 1:
+            raise ValueError(f"gust_fraction and photo_fraction must lie in 0..1, got {self.gust_fraction} and "
+                             f"{self.photo_fraction}")
 
     @property
     def timing(self) -> Timing:
-        return Timing(self.fps, self.num_frames, self.max_bin)
+        return Timing(self.fps, self.num_frames, self.max_bin, self.exact, 0.0 if self.exact else self.gust_fraction)
 
 
 @dataclasses.dataclass
@@ -69,23 +89,12 @@ class Scene:
     objects: list           # drawables in back-to-front order, oid = index
     backdrop: Backdrop
     lighting: Lighting
-    tile: np.ndarray
-    info: dict              # kind, background, zoom, wind, object counts
+    textures: Textures      # noise tile and photo patches of the objects
+    info: dict              # kind, background, zoom, wind, objects (counts), moving_objects, photos
 
     @property
     def static(self) -> bool:
         return not any(P.is_moving(o) for o in self.objects)
-
-
-@dataclasses.dataclass
-class Window:
-    photo: np.ndarray        # uint8 (H, W, 3)
-    coeffs: np.ndarray       # float32 (K, 4, H, W) exact spectral volume (pixels, y down)
-    weight: np.ndarray       # float32 (H, W): mean over the loop of |F_t(p)|^2
-    pair_frames: np.ndarray  # int (P,) frame indices t of the render pairs
-    frames: np.ndarray       # uint8 (P, H, W, 3) rendered frame t
-    flows: np.ndarray        # float32 (P, 2, H, W) exact forward flow 0 -> t (= trajectory at t)
-    moving_mask: np.ndarray  # bool (H, W)
 
 
 # ------------------------------------------------------------------------------------------------ design
@@ -108,6 +117,7 @@ def _field(ctx, bd, zoom, n, y_lo=None):
             base, tip = np.array([0.45, 0.38, 0.18]), np.array([0.8, 0.72, 0.45])
         fog = np.array([0.55, 0.62, 0.55])
         groups.append((y, P.blade(ctx, ctx.rng.uniform(-0.05, 1.05) * w, y, zl,
+                                  layer=P.LAYER_FAR if haze > 0.25 else P.LAYER_NEAR,
                                   colours=(base * (1 - haze) + fog * haze, tip * (1 - haze) + fog * haze))))
     return groups
 
@@ -144,9 +154,12 @@ def _static_objects(ctx, bd, zoom):
 
 
 def build_scene(config: SceneConfig) -> Scene:
+    """Design the scene of ``config`` (deterministic for the config and, with photos, the library's contents)."""
     config.validate()
+    library = open_library(config.photo_library) if config.photo_library else None
     rng = np.random.default_rng(config.seed)
-    kind = config.kind or str(rng.choice(KINDS, p=np.array(KIND_WEIGHTS) / sum(KIND_WEIGHTS)))
+    weights = np.array(KIND_WEIGHTS_PHOTOS if library else KIND_WEIGHTS)
+    kind = config.kind or str(rng.choice(KINDS, p=weights / weights.sum()))
     h, w = config.height, config.width
     scale = w / 256.0
     ctx = P.Ctx(rng, w, h, config.timing, amplitude=config.amplitude_px * scale * rng.uniform(0.6, 1.5),
@@ -200,116 +213,25 @@ def build_scene(config: SceneConfig) -> Scene:
         for o in objects:
             o.modes, o.moving = STATIC, False
         objects = [o for o in objects if not isinstance(o, Sprite)]
+    patches, photos = None, []
+    if library is not None:  # photos from their own stream: the layout is the scene's without photos
+        prng = np.random.default_rng([config.seed, _PHOTO_STREAM])
+        if kind == "static" and prng.uniform() < 0.7:
+            objects = []  # a plain photo: nothing procedural in front
+        patches, photos = dress(prng, library, kind, bd, objects, w, h, config.photo_fraction)
     for i, o in enumerate(objects):
         o.oid = i
     lighting = make_lighting(rng, w, h, dark=kind == "candle")
-    tile = noise_tile(rng)
+    textures = Textures(noise_tile(rng), patches)
     counts = {}
     for o in objects:
         counts[o.kind] = counts.get(o.kind, 0) + 1
     info = {"kind": kind, "background": bd.kind, "zoom": round(float(zoom), 3), "wind": round(float(ctx.wind), 3),
-            "objects": counts, "moving_objects": int(sum(P.is_moving(o) for o in objects))}
-    if bd.kind == "dark_room" and kind == "candle":  # warm glow of the flames on the wall (static light)
+            "objects": counts, "moving_objects": int(sum(P.is_moving(o) for o in objects)), "photos": photos}
+    if bd.kind in ("dark_room", "photo") and kind == "candle":  # warm glow of the flames on the wall (static)
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         for o in objects:
             if o.kind == "flame":
                 g = np.exp(-((xx - o.bx) ** 2 + (yy - o.by + 0.4 * o.L) ** 2) / (2 * (0.3 * h) ** 2))
                 bd.image += g[..., None] * np.array([0.35, 0.2, 0.06], np.float32)
-    return Scene(config, objects, bd, lighting, tile, info)
-
-
-# ------------------------------------------------------------------------------------------------ rendering
-class _Drawables:
-    """The scene's objects as drawable sets over a time axis ``t`` (s); oid -> (set, local index)."""
-
-    def __init__(self, objects: Sequence, t: np.ndarray):
-        strips = [o for o in objects if isinstance(o, Strip)]
-        parents = StripSet(strips, t)
-        index = {id(o): k for k, o in enumerate(strips)}
-        self.sets = [StripSet([o for o in strips if o.w0 <= _THICK_PX], t),
-                     StripSet([o for o in strips if o.w0 > _THICK_PX], t),
-                     SpriteSet([o for o in objects if isinstance(o, Sprite)], parents, index, t),
-                     ClothSet([o for o in objects if isinstance(o, Cloth)], t)]
-        n = len(objects)
-        self.set_of = np.full(n + 1, -1, np.int64)
-        self.local = np.zeros(n + 1, np.int64)
-        self.moving = np.zeros(n + 1, bool)
-        for si, s in enumerate(self.sets):
-            self.set_of[s.oid] = si
-            self.local[s.oid] = np.arange(len(s.oid))
-        for o in objects:
-            self.moving[o.oid] = P.is_moving(o)
-
-    def draw(self, backdrop: np.ndarray, ti: int, w: int, h: int, tile, with_material: bool):
-        img = backdrop.reshape(-1, 3).astype(np.float32).copy()
-        owner = np.full(h * w, -1, np.int16)
-        mat = np.zeros((2, h * w), np.float64) if with_material else None
-        composite(img, owner, [s for s in self.sets if len(s.oid)], ti, w, h, tile, mat)
-        return img.reshape(h, w, 3), owner.astype(np.int64), mat
-
-    def displacement(self, owner: np.ndarray, mat: np.ndarray, n_t: int) -> np.ndarray:
-        """(n_t, 2, P) displacement of every frame-0 pixel (zero for background and static objects)."""
-        out = np.zeros((n_t, 2, owner.size), np.float32)
-        for si, s in enumerate(self.sets):
-            pix = np.nonzero((self.set_of[owner] == si) & self.moving[owner])[0]
-            if len(pix):
-                out[:, :, pix] = s.displacement(self.local[owner[pix]], mat[0, pix], mat[1, pix])
-        return out
-
-
-def render_window(scene: Scene, pair_frames: Sequence[int] = ()) -> Window:
-    """Photo (frame 0), exact spectral volume and render pairs (frame t, exact flow 0 -> t) of a scene."""
-    cfg = scene.config
-    h, w = cfg.height, cfg.width
-    pair_frames = np.asarray(pair_frames, dtype=np.int64).reshape(-1)
-    if np.any((pair_frames < 1) | (pair_frames >= cfg.num_frames)):
-        raise ValueError(f"pair frames must lie in 1..{cfg.num_frames - 1}, got {pair_frames.tolist()}")
-    ts = sample_times(cfg.timing)
-    t = np.concatenate([ts, pair_frames / cfg.fps])
-    d = _Drawables(scene.objects, t)
-    img0, owner0, mat0 = d.draw(scene.backdrop.image, 0, w, h, scene.tile, True)
-    disp = d.displacement(owner0, mat0, len(t))
-    coeffs = exact_coefficients(disp[: len(ts)], cfg.k).reshape(cfg.k, 4, h, w)
-    frames = np.stack([scene.lighting.apply(d.draw(scene.backdrop.image, len(ts) + j, w, h, scene.tile, False)[0])
-                       for j in range(len(pair_frames))]) if len(pair_frames) else np.zeros((0, h, w, 3), np.uint8)
-    flows = disp[len(ts):].reshape(len(pair_frames), 2, h, w)
-    moving = d.moving[owner0].reshape(h, w)
-    return Window(scene.lighting.apply(img0), coeffs, mean_square_displacement(coeffs), pair_frames, frames,
-                  np.ascontiguousarray(flows), moving)
-
-
-def exact_trajectories(scene: Scene, frames: Sequence[int]) -> np.ndarray:
-    """Ground-truth displacement (N, 2, H, W) of frame 0's pixels at the given frame indices, straight from the
-    objects' modes (independent of the spectral volume; used to test it)."""
-    cfg = scene.config
-    t = np.concatenate([[0.0], np.asarray(frames, float) / cfg.fps])
-    d = _Drawables(scene.objects, t)
-    _, owner0, mat0 = d.draw(scene.backdrop.image, 0, cfg.width, cfg.height, scene.tile, True)
-    return d.displacement(owner0, mat0, len(t))[1:].reshape(len(t) - 1, 2, cfg.height, cfg.width)
-
-
-def render_clip(scene: Scene, num_frames: Optional[int] = None, shake_px: float = 0.0, noise: float = 0.0,
-                seed: int = 0) -> np.ndarray:
-    """Every frame (N, H, W, 3) uint8 of a scene; ``shake_px`` moves the whole frame like a hand-held camera
-    (smooth random translation of about that many pixels), ``noise`` adds sensor noise (levels of 0..255)."""
-    cfg = scene.config
-    n = num_frames or cfg.num_frames
-    t = np.arange(n) / cfg.fps
-    d = _Drawables(scene.objects, t)
-    rng = np.random.default_rng(seed)
-    out = np.empty((n, cfg.height, cfg.width, 3), np.uint8)
-    if shake_px > 0:
-        f = rng.uniform(0.3, 1.5, (2, 3))
-        ph = rng.uniform(0, 2 * np.pi, (2, 3))
-        offs = shake_px * (np.sin(2 * np.pi * f[:, None, :] * t[None, :, None] + ph[:, None, :]).sum(-1) / 1.5)
-        offs = offs - offs[:, :1]
-    for i in range(n):
-        frame = scene.lighting.apply(d.draw(scene.backdrop.image, i, cfg.width, cfg.height, scene.tile, False)[0])
-        if shake_px > 0:
-            m = np.float32([[1, 0, offs[0, i]], [0, 1, offs[1, i]]])
-            frame = cv2.warpAffine(frame, m, (cfg.width, cfg.height), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REFLECT101)
-        if noise > 0:
-            frame = np.clip(frame + rng.normal(0, noise, frame.shape), 0, 255).astype(np.uint8)
-        out[i] = frame
-    return out
+    return Scene(config, objects, bd, lighting, textures, info)

@@ -24,6 +24,8 @@ import shutil
 
 import numpy as np
 
+from addon.core.files import atomic_path
+
 MOTION_ARRAYS = {"photo": np.uint8, "coeffs": np.float16, "trust": np.uint8}
 OPTIONAL = {("motion", "trust")}  # arrays a version-1 dataset does not have
 RENDER_ARRAYS = {"i0": np.uint8, "it": np.uint8, "flow": np.float16, "weight": np.float32}
@@ -31,10 +33,9 @@ KINDS = {"motion": MOTION_ARRAYS, "render": RENDER_ARRAYS}
 
 
 def write_json(path, obj) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1, sort_keys=False)
 
 
 def write_shard(root, kind: str, name: str, arrays: dict, samples: list) -> int:

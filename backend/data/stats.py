@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+from addon.core.files import atomic_path
 from addon.core.spectral import NORMALIZATION_PERCENTILE
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,8 @@ class StatsAccumulator:
 
 
 def save_stats(path, stats: dict) -> None:
-    tmp = f"{path}.tmp.npz"
-    np.savez(tmp, **stats)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **stats)
 
 
 def update_stats(root, **arrays) -> None:

@@ -5,48 +5,48 @@ the one asked for and refuses a file whose weights do not fit its config, each w
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 
 import torch
 
+from addon.core.files import atomic_path
+
 from .calibration import check_gain_table
-from .config import MotionConfig, config_differences
+from .config import MotionConfig, config_differences, config_from_dict
 from .models import MotionModel
 
 log = logging.getLogger(__name__)
 
 FORMAT = "image-dynamics/motion"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: v1 models (VAE latent diffusion); 2: adds v2 models (config "architecture": "v2")
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and what to do."""
 
 
-def file_digest(path: str, length: int = 12) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:length]
-
-
-def save_checkpoint(path: str, model: MotionModel, *, half: bool = False, extra: dict | None = None) -> None:
-    """Write the model (fp16 weights with ``half``, to keep shipped files small) atomically."""
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+def save_checkpoint(path: str, model, *, half: bool = False, extra: dict | None = None) -> None:
+    """Write the model (fp16 weights with ``half``, to keep shipped files small) atomically. Buffers that are data
+    statistics stay float32."""
+    v2 = getattr(model, "architecture", "v1") == "v2"
+    keep32 = {"scales", "eps", "shape_std", "coherence"}
+    state = {k: (v.half() if half and v.is_floating_point() and k not in keep32 else v).detach().cpu().contiguous()
              for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config.to_dict(),
-               "state_dict": state, "extra": dict(extra or {}),
-               "output_gain": [float(g) for g in model.output_gain.detach().cpu()]}
-    if model.gain_table is not None:
+    payload = {"format": FORMAT, "format_version": 2 if v2 else 1, "config": model.config.to_dict(),
+               "state_dict": state, "extra": dict(extra or {})}
+    if v2:
+        from .trunk import weights_digest
+
+        payload["trunk"] = {"name": model.config.trunk, "sha256": weights_digest()}
+    else:
+        payload["output_gain"] = [float(g) for g in model.output_gain.detach().cpu()]
+    if not v2 and model.gain_table is not None:
         payload["output_gain_steps"] = {"steps": list(model.gain_steps),
                                         "gains": model.gain_table.detach().cpu().double().tolist()}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def read_checkpoint(path: str) -> dict:
@@ -67,21 +67,27 @@ def read_checkpoint(path: str) -> dict:
     return payload
 
 
-def load_checkpoint(path: str, expected: MotionConfig | None = None, *, strict: bool = True,
-                    device="cpu") -> tuple:
-    """-> (MotionModel in eval mode, payload). ``expected``: fail unless the saved config equals it."""
+def load_checkpoint(path: str, expected=None, *, strict: bool = True, device="cpu") -> tuple:
+    """-> (MotionModel or MotionModelV2 in eval mode, payload). ``expected``: fail unless the saved config equals
+    it. A v2 model's trunk is loaded from the installed package on first use (``trunk.TrunkMissing`` says how to
+    install it)."""
     payload = read_checkpoint(path)
     try:
-        config = MotionConfig.from_dict(payload["config"])
+        config = config_from_dict(payload["config"])
         config.validate()
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise CheckpointError(f"'{path}' has an invalid config: {exc}") from None
     if expected is not None:
         diff = config_differences(config, expected)
         if diff:
             raise CheckpointError(f"'{path}' was trained with a different model config: {'; '.join(diff[:6])}"
                                   f"{' ...' if len(diff) > 6 else ''}. Use the matching config or start a new run")
-    model = MotionModel(config)
+    if isinstance(config, MotionConfig):
+        model = MotionModel(config)
+    else:
+        from .models_v2 import MotionModelV2
+
+        model = MotionModelV2(config)
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -90,6 +96,9 @@ def load_checkpoint(path: str, expected: MotionConfig | None = None, *, strict: 
     if strict and (missing or unexpected):
         raise CheckpointError(f"'{path}': weights do not fit the saved config (missing {len(missing)}, e.g. "
                               f"{missing[:2]}; unexpected {len(unexpected)}, e.g. {unexpected[:2]})")
+    if not isinstance(config, MotionConfig):
+        model.eval().to(device)
+        return model, payload
     gain = payload.get("output_gain")  # absent in files written before the calibration existed: ones
     if gain is not None:
         try:

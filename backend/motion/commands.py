@@ -160,11 +160,12 @@ def cmd_predict(args) -> int:
 
 def cmd_animate(args) -> int:
     from backend.cli import UserError
-    from backend.preview import SUPPORTED_EXTENSIONS, render_preview
+    from backend.preview import render_preview
+    from backend.video import VIDEO_EXTENSIONS
 
     out = args.output or "loop.mp4"
-    if os.path.splitext(out)[1].lower() not in SUPPORTED_EXTENSIONS:
-        raise UserError(f"-o '{out}': use a file ending in {' or '.join(SUPPORTED_EXTENSIONS)}")
+    if os.path.splitext(out)[1].lower() not in VIDEO_EXTENSIONS:
+        raise UserError(f"-o '{out}': use a file ending in {' or '.join(VIDEO_EXTENSIONS)}")
     params = _params(args)
     photo, predictor, vol, seconds = _predict_photo(args, args.photo or SAMPLE_PHOTO, params)
     if args.volume:

@@ -46,7 +46,9 @@ class DiffusionConfig:
     beta_start: float = 0.00085
     beta_end: float = 0.012
     beta_schedule: str = "scaled_linear"
-    prediction_type: str = "epsilon"
+    prediction_type: str = "epsilon"          # v1: epsilon; v2: v_prediction
+    timestep_spacing: str = "leading"         # v2: "trailing" (the first step starts at pure noise)
+    rescale_betas_zero_snr: bool = False      # v2: True (zero terminal SNR: samples do not regress to the mean)
 
 
 @dataclass(frozen=True)
@@ -94,27 +96,112 @@ class MotionConfig:
     def from_dict(cls, d: dict) -> "MotionConfig":
         subs = {"vae": VAEConfig, "encoder": EncoderConfig, "unet": UNetConfig,
                 "freq_attention": FrequencyAttentionConfig, "diffusion": DiffusionConfig}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown motion config fields: {', '.join(sorted(unknown))}")
-        kw = {}
-        for key, value in d.items():
-            if key in subs:
-                sub_known = {f.name for f in dataclasses.fields(subs[key])}
-                bad = set(value) - sub_known
-                if bad:
-                    raise ValueError(f"unknown fields in motion config '{key}': {', '.join(sorted(bad))}")
-                kw[key] = subs[key](**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
-            else:
-                kw[key] = value
-        return cls(**kw)
+        return _from_dict(cls, d, subs)
 
     def with_stage2(self, enabled: bool = True) -> "MotionConfig":
         return dataclasses.replace(self, freq_attention=dataclasses.replace(self.freq_attention, enabled=enabled))
 
 
-def config_differences(a: MotionConfig, b: MotionConfig, prefix: str = "") -> list:
+@dataclass(frozen=True)
+class ShapeUNetConfig:
+    """v2's denoiser: a diffusers ``UNet2DModel`` over all K-1 frequencies' shape fields stacked as channels."""
+    channels: tuple = (64, 128, 128)
+    attention: tuple = (False, True, True)
+    layers_per_block: int = 1
+    head_dim: int = 32
+    norm_groups: int = 16
+
+
+def _v2_diffusion() -> DiffusionConfig:
+    return DiffusionConfig(prediction_type="v_prediction", timestep_spacing="trailing", rescale_betas_zero_snr=True)
+
+
+@dataclass(frozen=True)
+class MotionV2Config:
+    """Motion model v2 (``backend/motion/models_v2.py``): a frozen ImageNet trunk, a deterministic energy head
+    (how much each pixel moves per frequency) and a diffusion model over the envelope-normalised "shape" of the
+    motion (direction, phase, coherence) at 1/8 resolution. Optional "moves here" hint."""
+    architecture: str = "v2"
+    name: str = "gid-motion-v2"
+    width: int = 256
+    height: int = 160
+    k: int = 16
+    trunk: str = "efficientnet-lite0"
+    cond_channels: int = 96        # condition map at 1/8 (the shape latent's grid)
+    class_channels: int = 32       # projection of the dense ImageNet class evidence
+    energy_channels: int = 64      # energy head width at 1/4
+    cond_blocks: int = 3
+    cond_drop: float = 0.1         # image condition dropped for classifier-free guidance
+    hint_drop: float = 0.5         # training hints dropped (absent = automatic)
+    envelope_floor: float = 0.1    # eps_k = envelope_floor * s_k (s_k: 95th percentile of |c_k| in the data)
+    unet: ShapeUNetConfig = field(default_factory=ShapeUNetConfig)
+    diffusion: DiffusionConfig = field(default_factory=_v2_diffusion)
+
+    @property
+    def latent_size(self) -> tuple:
+        """(w, h) of the shape latent (1/8 of the map)."""
+        return self.width // 8, self.height // 8
+
+    @property
+    def energy_size(self) -> tuple:
+        """(w, h) of the energy map (1/4 of the map)."""
+        return self.width // 4, self.height // 4
+
+    @property
+    def shape_channels(self) -> int:
+        return 4 * (self.k - 1)
+
+    def validate(self) -> None:
+        if self.architecture != "v2":
+            raise ValueError(f"architecture must be 'v2', got {self.architecture!r}")
+        if self.width % 32 or self.height % 32:
+            raise ValueError(f"map size {self.width}x{self.height} must be divisible by 32 (the trunk's stride)")
+        w, h = self.latent_size
+        u = 2 ** (len(self.unet.channels) - 1)
+        if w % u or h % u:
+            raise ValueError(f"latent {w}x{h} is not divisible by the U-Net's factor {u}: use fewer U-Net levels")
+        if len(self.unet.attention) != len(self.unet.channels):
+            raise ValueError("unet.attention needs one entry per unet.channels entry")
+        if not (0.0 <= self.cond_drop < 1.0 and 0.0 <= self.hint_drop <= 1.0):
+            raise ValueError("cond_drop must be in [0, 1) and hint_drop in [0, 1]")
+        if self.k < 2:
+            raise ValueError("k must be at least 2")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MotionV2Config":
+        subs = {"unet": ShapeUNetConfig, "diffusion": DiffusionConfig}
+        return _from_dict(cls, d, subs)
+
+
+def _from_dict(cls, d: dict, subs: dict):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown motion config fields: {', '.join(sorted(unknown))}")
+    kw = {}
+    for key, value in d.items():
+        if key in subs:
+            sub_known = {f.name for f in dataclasses.fields(subs[key])}
+            bad = set(value) - sub_known
+            if bad:
+                raise ValueError(f"unknown fields in motion config '{key}': {', '.join(sorted(bad))}")
+            kw[key] = subs[key](**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+        else:
+            kw[key] = tuple(value) if isinstance(value, list) else value
+    return cls(**kw)
+
+
+def config_from_dict(d: dict):
+    """The saved config of either architecture (v1 files have no ``architecture`` field)."""
+    if d.get("architecture") == "v2":
+        return MotionV2Config.from_dict(d)
+    return MotionConfig.from_dict(d)
+
+
+def config_differences(a, b, prefix: str = "") -> list:
     """Dotted names of the fields that differ between two configs."""
     da, db = a.to_dict(), b.to_dict()
     out = []
@@ -128,6 +215,14 @@ def config_differences(a: MotionConfig, b: MotionConfig, prefix: str = "") -> li
 
     walk(da, db, prefix)
     return out
+
+
+def tiny_v2_config() -> MotionV2Config:
+    """A seconds-fast v2 model for tests: 64x64 maps, 8x8 shape latents."""
+    return MotionV2Config(name="tiny-v2-random", width=64, height=64, cond_channels=16, class_channels=8,
+                          energy_channels=16, cond_blocks=1,
+                          unet=ShapeUNetConfig(channels=(32, 32), attention=(False, True), layers_per_block=1,
+                                               head_dim=8, norm_groups=8))
 
 
 def tiny_config() -> MotionConfig:

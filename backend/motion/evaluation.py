@@ -71,3 +71,100 @@ def window_metrics(samples: list, true: np.ndarray, num_frames: int = 150) -> di
         "log_spectrum_error": float(np.mean([log_spectrum_error(s, true) for s in samples])),
         "best_epe": float(min(trajectory_epe(s, true, num_frames) for s in samples)),
     }
+
+
+# ------------------------------------------------------------------------------------------------ trusted pixels
+# Real windows carry a per-pixel trust of their motion (backend.flow.flow_trust): the metrics below look only at
+# trusted pixels (trust > 0.5), where the flow can be believed. Procedural windows are trusted everywhere.
+TRUSTED = 0.5
+
+
+def amplitude_full(coeffs: np.ndarray) -> np.ndarray:
+    """sqrt(sum_{k>=1} |c_k|^2) per pixel (H, W): how far the pixel swings (x and y, every frequency)."""
+    return np.sqrt((coeffs[1:].astype(np.float64) ** 2).sum(axis=(0, 1)))
+
+
+def pooled(a: np.ndarray, pool: int = 4) -> np.ndarray:
+    h, w = a.shape
+    h2, w2 = h // pool, w // pool
+    return a[:h2 * pool, :w2 * pool].reshape(h2, pool, w2, pool).mean(axis=(1, 3))
+
+
+def trusted_spearman(pred: np.ndarray, true: np.ndarray, trust: np.ndarray, pool: int = 4) -> float:
+    """Rank correlation of the amplitude maps over trusted 4x4 cells."""
+    keep = pooled(trust, pool) > TRUSTED
+    if keep.sum() < 3:
+        return float("nan")
+    return spearman(pooled(amplitude_full(pred), pool)[keep], pooled(amplitude_full(true), pool)[keep])
+
+
+def trusted_spectrum(coeffs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean power per frequency k >= 1 over the pixels of ``mask`` (K-1,)."""
+    return (coeffs[1:].astype(np.float64) ** 2).sum(axis=1)[:, mask].mean(axis=1)
+
+
+def roughness(coeffs: np.ndarray, mask: np.ndarray) -> float:
+    """mean |grad c_k| / mean |c_k| over k >= 1 and the pixels of ``mask`` (and their right/lower neighbour): how
+    speckled the coefficient fields are (0 for rigid motion, large for noise)."""
+    c = coeffs[1:].astype(np.float64)  # (K-1, 4, H, W)
+    gx = np.sqrt((np.diff(c, axis=3) ** 2).sum(axis=1))[:, :-1, :]  # (K-1, H-1, W-1)
+    gy = np.sqrt((np.diff(c, axis=2) ** 2).sum(axis=1))[:, :, :-1]
+    m = mask[:-1, :-1] & mask[1:, :-1] & mask[:-1, 1:]
+    grad = np.sqrt(gx ** 2 + gy ** 2)[:, m].mean()
+    mag = np.sqrt((c ** 2).sum(axis=1))[:, :-1, :-1][:, m].mean()
+    return float(grad / mag) if mag > 0 else float("nan")
+
+
+def truth_hint(true: np.ndarray, cell: int = 16, share: float = 0.25) -> np.ndarray:
+    """The hint a person would paint from the true motion (H, W) in [0, 1]: cells of ``cell`` px whose mean
+    amplitude exceeds ``share`` of the 99th percentile of cell amplitudes, grown by one cell, softened."""
+    import cv2
+
+    amp = amplitude_full(true)
+    h, w = amp.shape
+    cells = pooled(amp, cell)
+    on = (cells > share * max(np.percentile(cells, 99), 1e-9)).astype(np.float32)
+    on = cv2.dilate(on, np.ones((3, 3), np.uint8))
+    full = cv2.resize(on, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(cv2.GaussianBlur(full, (0, 0), 2.0), 0.0, 1.0).astype(np.float32)
+
+
+def trusted_metrics(pred: np.ndarray, true: np.ndarray, trust: np.ndarray, hint: np.ndarray | None = None) -> dict:
+    """Metrics of one predicted volume on the trusted pixels of a window (inside the hint, when one was given):
+    Spearman of amplitude maps, log10 power-spectrum error, amplitude ratio pred/true, roughness ratio pred/true,
+    and with a hint the ratio of mean motion outside (hint < 0.1, every pixel) to inside (hint > 0.5)."""
+    mask = trust > TRUSTED
+    if hint is not None:
+        mask = mask & (hint > 0.5)
+    if mask.sum() < 16:
+        mask = trust > TRUSTED
+    a_pred, a_true = amplitude_full(pred), amplitude_full(true)
+    p, t = trusted_spectrum(pred, mask) + EPS_POWER, trusted_spectrum(true, mask) + EPS_POWER
+    out = {"spearman": trusted_spearman(pred, true, trust),
+           "log_spectrum_error": float(np.abs(np.log10(p) - np.log10(t)).mean()),
+           "amplitude_ratio": float(max(a_pred[mask].mean(), 1e-6) / max(a_true[mask].mean(), 1e-6)),
+           "roughness_ratio": float(roughness(pred, mask) / roughness(true, mask)) if a_pred[mask].mean() > 0
+           else float("nan")}
+    if hint is not None:
+        inside, outside = a_pred[hint > 0.5], a_pred[hint < 0.1]
+        out["outside_inside"] = float(outside.mean() / max(inside.mean(), 1e-9)) if len(outside) and len(inside) \
+            else float("nan")
+    return out
+
+
+GEOMETRIC = ("amplitude_ratio", "roughness_ratio")
+
+
+def summarise(rows: list) -> dict:
+    """Mean of each metric over windows (geometric mean for the ratios), ignoring NaN."""
+    out = {}
+    for key in rows[0]:
+        v = np.asarray([r[key] for r in rows], np.float64)
+        v = v[np.isfinite(v)]
+        if not len(v):
+            out[key] = float("nan")
+        elif key in GEOMETRIC:
+            out[key] = float(np.exp(np.log(np.maximum(v, 1e-9)).mean()))
+        else:
+            out[key] = float(v.mean())
+    return out

@@ -124,9 +124,6 @@ class MotionDenoiser(nn.Module):
             return layer(output, self._group)
         return hook
 
-    def stage1_parameters(self):
-        return self.unet.parameters()
-
     def forward(self, latents: torch.Tensor, timesteps: torch.Tensor, freq_index: torch.Tensor,
                 features: torch.Tensor, group: int | None = None) -> torch.Tensor:
         """``group``: slices per photo in this batch (K by default); stage 2 attends within each group."""

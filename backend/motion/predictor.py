@@ -1,26 +1,26 @@
 """One photo in, a spectral volume out: the entry point the CLI, the service and the evaluation use."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 import cv2
 import numpy as np
 import torch
 
+from addon.core.files import file_digest
+from addon.core.protocol import PredictParams
 from addon.core.spectral import SpectralVolume
 from backend.device import resolve_device
 from backend.spectral import to_volume
 
-from .checkpoint import file_digest, load_checkpoint
-from .config import tiny_config
+from .checkpoint import load_checkpoint
+from .config import tiny_config, tiny_v2_config
 from .hint import gate, hint_map
 from .models import MotionModel
-from .sampler import SAMPLERS, decode_coeffs, sample_latents
+from .sampler import decode_coeffs, sample_latents, sample_shape
 
 log = logging.getLogger(__name__)
 
@@ -30,47 +30,6 @@ MIN_PHOTO_SIDE = 16
 
 class Cancelled(Exception):
     """Raised inside a progress callback to stop a prediction."""
-
-
-@dataclass(frozen=True)
-class PredictParams:
-    steps: int = 25           # denoising steps
-    guidance: float = 1.5     # classifier-free guidance scale (1 = conditional prediction only)
-    loop: float = 0.0         # loop self-guidance weight u (0 = off)
-    seed: int = 0
-    num_frames: int = 150     # loop length T of the volume
-    fps: float = 30.0
-    sampler: str = "ddim"     # ddim | dpm
-    recurrence: int = 1       # self-recurrence per step (ddim, with loop guidance)
-
-    def validate(self) -> None:
-        checks = [
-            ("steps", 1 <= self.steps <= 500, "use 1..500"),
-            ("guidance", 0.0 <= self.guidance <= 20.0, "use 0..20 (1 = no guidance)"),
-            ("loop", 0.0 <= self.loop <= 10.0, "use 0..10 (0 = off)"),
-            ("seed", 0 <= self.seed < 2 ** 63, "use a non-negative integer"),
-            ("num_frames", 2 <= self.num_frames <= 100000, "use 2..100000 frames"),
-            ("fps", 0.0 < self.fps <= 1000.0, "use 0 < fps <= 1000"),
-            ("sampler", self.sampler in SAMPLERS, f"use one of {', '.join(SAMPLERS)}"),
-            ("recurrence", 1 <= self.recurrence <= 8, "use 1..8"),
-        ]
-        for name, ok, hint in checks:
-            if not ok:
-                raise ValueError(f"bad prediction parameter {name}={getattr(self, name)!r}: {hint}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PredictParams":
-        known = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = set(d) - set(known)
-        if unknown:
-            raise ValueError(f"unknown prediction parameters: {', '.join(sorted(unknown))} "
-                             f"(known: {', '.join(known)})")
-        p = cls(**d)
-        p.validate()
-        return p
 
 
 def photo_to_tensor(photo: np.ndarray, width: int, height: int) -> torch.Tensor:
@@ -102,6 +61,24 @@ class MotionPredictor:
     def map_size(self) -> tuple:
         return self.model.config.width, self.model.config.height
 
+    @property
+    def architecture(self) -> str:
+        return getattr(self.model, "architecture", "v1")
+
+    def _sample(self, x: torch.Tensor, hints: Optional[torch.Tensor], params: PredictParams, seed: int,
+                callback=None, loop: float = 0.0, recurrence: int = 1) -> torch.Tensor:
+        """Photos (B, 3, H, W) at the map size (+ hints (B, 1, H, W)) -> coefficients (B, K, 4, H, W) in px."""
+        kw = dict(steps=params.steps, guidance=params.guidance, loop=loop, recurrence=recurrence,
+                  num_frames=params.num_frames, seed=seed, sampler=params.sampler, callback=callback)
+        with torch.no_grad():
+            if self.architecture == "v2":
+                cond = self.model.condition(x, hints)
+                coeffs = self.model.decode(sample_shape(self.model, cond, **kw), cond.log_energy)
+            else:  # v1: no hint input; calibrated gains per step count
+                gain = self.model.gain_for_steps(params.steps)
+                coeffs = decode_coeffs(self.model, sample_latents(self.model, x, gain=gain, **kw), gain)
+        return gate(coeffs, hints)
+
     def predict(self, photo: np.ndarray, params: PredictParams = PredictParams(),
                 callback: Optional[Callable[[int, int], None]] = None,
                 moves: Optional[np.ndarray] = None) -> SpectralVolume:
@@ -113,12 +90,7 @@ class MotionPredictor:
         x = photo_to_tensor(photo, cfg.width, cfg.height).to(self.device)
         t0 = time.perf_counter()
         cb = None if callback is None else (lambda step, total, _preview: callback(step, total))
-        gain = self.model.gain_for_steps(params.steps)
-        latents = sample_latents(self.model, x, steps=params.steps, guidance=params.guidance, loop=params.loop,
-                                 recurrence=params.recurrence, num_frames=params.num_frames, seed=params.seed,
-                                 sampler=params.sampler, gain=gain, callback=cb)
-        with torch.no_grad():
-            coeffs = gate(decode_coeffs(self.model, latents, gain), hint)[0]
+        coeffs = self._sample(x, hint, params, params.seed, cb, params.loop, params.recurrence)[0]
         log.info("predicted %s in %.1f s", self.model_id, time.perf_counter() - t0)
         return to_volume(coeffs, fps=params.fps, num_frames=params.num_frames,
                          source_size=(int(photo.shape[1]), int(photo.shape[0])), model=self.model_id,
@@ -134,12 +106,8 @@ class MotionPredictor:
         x = photos.to(self.device)
         hints = None if hints is None else hints.to(self.device)
         out = [[] for _ in range(x.shape[0])]
-        gain = self.model.gain_for_steps(params.steps)
         for s in range(n_samples):
-            lat = sample_latents(self.model, x, steps=params.steps, guidance=params.guidance, seed=params.seed + s,
-                                 sampler=params.sampler, gain=gain)
-            with torch.no_grad():
-                c = gate(decode_coeffs(self.model, lat, gain), hints).cpu().numpy()
+            c = self._sample(x, hints, params, params.seed + s).cpu().numpy()
             for i in range(len(out)):
                 out[i].append(c[i])
         return out
@@ -153,8 +121,21 @@ def load_predictor(path: Optional[str] = None, device: str = "auto") -> MotionPr
                                 f"a checkpoint from scripts/train_motion.py")
     dev = resolve_device(device)
     model, payload = load_checkpoint(path, device=dev)
+    if getattr(model, "architecture", "v1") == "v2":
+        model.trunk  # noqa: B018 - load the installed ImageNet trunk now: a missing package fails here, clearly
     model_id = f"{model.config.name}@{file_digest(path)}"
     return MotionPredictor(model, model_id, dev, info={"path": os.path.abspath(path), **payload.get("extra", {})})
+
+
+def tiny_v2_predictor(seed: int = 0, device: str = "cpu") -> MotionPredictor:
+    """A random-init tiny v2 model (64x64 maps, random trunk: needs no installed weights) for tests."""
+    from .models_v2 import MotionModelV2
+    from .trunk import EfficientNetLite0
+
+    torch.manual_seed(seed)
+    model = MotionModelV2(tiny_v2_config()).attach_trunk(EfficientNetLite0().eval().requires_grad_(False))
+    model.eps.fill_(0.05)
+    return MotionPredictor(model, f"tiny-v2-random@seed{seed}", resolve_device(device))
 
 
 def tiny_predictor(seed: int = 0, device: str = "cpu") -> MotionPredictor:

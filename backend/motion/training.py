@@ -7,7 +7,6 @@ have seen, and ``accelerate launch`` (DDP) processes see different ones. CPU flo
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -20,9 +19,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from addon.core.files import atomic_path, file_digest
 from backend.spectral import normalize
 
-from .checkpoint import CheckpointError, file_digest, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import MotionConfig, config_differences
 from .models import MotionModel
 from .sampler import make_scheduler
@@ -140,9 +140,8 @@ class LatentCache:
                                        unit="window")):
                 z = normalize(torch.as_tensor(dataset[int(i)]["coeffs"]), model.scales)
                 out[j] = model.encode(z[None])[0].numpy()
-        tmp = path + ".tmp.npy"
-        np.save(tmp, out)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.save(tmp, out)
         json.dump({"key": key, "indices": self.indices.tolist()}, open(meta_path, "w"))
         self.latents = np.load(path, mmap_mode="r")
 
@@ -278,9 +277,8 @@ class Trainer:
         raw = self.acc.unwrap_model(self.model)
         st = {"config": raw.config.to_dict(), "model": raw.state_dict(), "ema": self.ema.state_dict(),
               "optim": self.optim.state_dict(), "step": self.step, "best_val": self.best_val}
-        tmp = self.state_path + ".tmp"
-        torch.save(st, tmp)
-        os.replace(tmp, self.state_path)
+        with atomic_path(self.state_path) as tmp:
+            torch.save(st, tmp)
 
     def save_model(self, metrics: dict, half: bool = False, path: Optional[str] = None) -> str:
         """EMA weights -> ``model.pt`` (what the next stage and the predictor load)."""
@@ -436,7 +434,3 @@ class Trainer:
         return {"stage": o.stage, "step": self.step, "val_loss": val, "model": path,
                 "seconds": time.perf_counter() - t_start, "complete": not stopped_early and self.step >= o.steps}
 
-
-def options_from_dict(d: dict) -> TrainOptions:
-    known = {f.name for f in dataclasses.fields(TrainOptions)}
-    return TrainOptions(**{k: v for k, v in d.items() if k in known})

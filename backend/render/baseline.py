@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from backend.preview import fill_holes
-from backend.splat import softmax_splat
+from backend.splat import fill_holes, softmax_splat
 
 from .blocks import ResBlock, SynthesisDecoder, conv3
 from .model import RendererBase

@@ -11,12 +11,13 @@ shipped file holds only the EMA weights.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
 
 import torch
+
+from addon.core.files import atomic_path, file_digest
 
 from .config import RendererConfig, build_renderer
 
@@ -36,9 +37,8 @@ def save(path, model, meta: dict | None = None, train: dict | None = None, state
         payload["train"] = train
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def read(path) -> dict:
@@ -63,11 +63,7 @@ def read(path) -> dict:
 
 def model_id(path) -> str:
     """Content-hash id of a checkpoint file, e.g. ``gid-renderer@1a2b3c4d5e6f``."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return f"gid-renderer@{h.hexdigest()[:12]}"
+    return f"gid-renderer@{file_digest(path)}"
 
 
 def load(path=None, device="cpu", expect: RendererConfig | None = None):

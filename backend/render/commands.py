@@ -91,7 +91,7 @@ def _cmd_render(args) -> int:
     from backend.video import VideoError, parse_size
 
     from . import checkpoint
-    from .frames import LoopSettings, check_coordinates, loop_coordinates
+    from .frames import LoopSettings, check_coordinates
     from .render import RenderSettings, render_sequence
 
     photo = read_photo(args.photo)
@@ -119,7 +119,7 @@ def _cmd_render(args) -> int:
         except ValueError as exc:
             raise UserError(str(exc)) from None
         frames = parse_frames(args.frames) if args.frames else tuple(range(int(round(loop.loop_frames))))
-        q = loop_coordinates(volume.k, frames, loop)
+        q = loop.coordinates(volume.k, frames)
     try:
         settings = RenderSettings(frames=frames, format=args.format, size=size)
         model, meta = checkpoint.load(args.checkpoint, device=device)

@@ -6,12 +6,11 @@ give the displacement of every pixel
     F_n(p) = Re( sum_k A_k(p) q_k(n) )      (pixels of the map, x right, y down)
 
 * Loop (what the add-on bakes): ``q_k = amplitude * exp(2 pi i k (frame - phase_frame) / L)`` with the loop
-  length L in scene frames; with L = T / volume_fps * scene_fps this is exp(2 pi i f_k t), t = seconds since
-  ``phase_frame``, i.e. the spectral-volume formula.
+  length L in scene frames (:meth:`LoopSettings.coordinates`, i.e. ``addon.core.spectral.loop_coordinates``).
 * Pokes: q_k(n) simulated by ``addon.core.modal`` (any complex values; q_0 is the loop's constant term).
 
-Who is in front does not depend on q: W(p) = mean over the loop of ||F_t(p)||^2 from the volume itself
-(Parseval: ``Re(A_0)^2 + sum_{k>=1} |A_k|^2 / 2`` per axis), as in the preview.
+The flows themselves are ``backend.spectral.modal_displacement``; who is in front does not depend on q: the
+mean-square displacement over the volume's own loop (``backend.spectral.mean_square_displacement``).
 """
 from __future__ import annotations
 
@@ -19,8 +18,8 @@ import dataclasses
 import math
 
 import numpy as np
-import torch
 
+from addon.core import spectral
 from addon.core.spectral import SpectralVolume
 
 
@@ -47,12 +46,9 @@ class LoopSettings:
         return cls(loop_frames=volume.num_frames / volume.fps * float(fps), phase_frame=phase_frame,
                    amplitude=amplitude)
 
-
-def loop_coordinates(k: int, frames, loop: LoopSettings) -> np.ndarray:
-    """q (N, K) complex128 of a loop at scene ``frames`` (N,)."""
-    frames = np.asarray(frames, dtype=np.float64).reshape(-1)
-    omega = 2.0 * math.pi * np.arange(k, dtype=np.float64) / float(loop.loop_frames)
-    return loop.amplitude * np.exp(1j * np.multiply.outer(frames - loop.phase_frame, omega))
+    def coordinates(self, k: int, frames) -> np.ndarray:
+        """q (N, K) complex128 of this loop at scene ``frames`` (N,)."""
+        return spectral.loop_coordinates(k, frames, self.loop_frames, self.amplitude, self.phase_frame)[0]
 
 
 def check_coordinates(q, k: int, num_frames: int | None = None) -> np.ndarray:
@@ -85,32 +81,3 @@ def check_coordinates(q, k: int, num_frames: int | None = None) -> np.ndarray:
     if not np.all(np.isfinite(out)):
         raise ValueError("modal coordinates contain NaN or infinity")
     return out
-
-
-def modal_flows(coeffs: torch.Tensor, q: np.ndarray) -> torch.Tensor:
-    """coeffs (K, 4, H, W) and q (N, K) complex -> flows (N, 2, H, W), F = Re sum_k A_k q_k.
-
-    One matrix product: [Re q, -Im q] (N, 2K) @ [Re A; Im A] (2K, 2HW). Coordinates are rounded to the coeffs'
-    dtype only at the end, so long loops stay exact."""
-    k, _, h, w = coeffs.shape
-    q = np.asarray(q, dtype=np.complex128)
-    if q.ndim != 2 or q.shape[1] != k:
-        raise ValueError(f"q must have shape (N, {k}), got {q.shape}")
-    basis = torch.from_numpy(np.stack([q.real, -q.imag], axis=2).reshape(-1, 2 * k))  # (N, 2K) [k][re, im]
-    basis = basis.to(device=coeffs.device, dtype=coeffs.dtype)
-    mat = coeffs.reshape(k, 2, 2, h * w).permute(0, 2, 1, 3).reshape(2 * k, 2 * h * w)  # rows k*2 + {re, im}
-    return (basis @ mat).view(-1, 2, h, w)
-
-
-def motion_weight(coeffs: torch.Tensor) -> torch.Tensor:
-    """W(p) = mean_t ||F_t(p)||^2 over the loop (px²), (1, 1, H, W), exact by Parseval."""
-    c = coeffs.double()
-    power = c[0, 0] ** 2 + c[0, 2] ** 2 + 0.5 * (c[1:] ** 2).sum(dim=(0, 1))
-    return power.to(coeffs.dtype)[None, None]
-
-
-def fit_volume(volume: SpectralVolume, width: int, height: int) -> SpectralVolume:
-    """The volume resampled to the render size (amplitudes scale with the map: x with W, y with H)."""
-    if (volume.width, volume.height) == (width, height):
-        return volume
-    return volume.resampled(width, height)

@@ -1,8 +1,8 @@
 """The paper's renderer: encoder -> softmax splatting of every pyramid level by F_t -> synthesis decoder.
 
 The decoder predicts a correction added to the base frame: the photo forward-warped by softmax splatting with
-its holes filled by the preview's push-pull (``backend.preview.fill_holes``). Its last layer starts at zero, so an
-untrained renderer reproduces the non-neural preview exactly, and zero motion gives back the photo.
+its holes filled by push-pull (``backend.splat.fill_holes``, as in the preview). Its last layer starts at zero, so
+an untrained renderer reproduces that base frame exactly, and zero motion gives back the photo.
 
 The photo's features are computed once (:meth:`encode`) and reused for every frame (:meth:`synthesize`).
 """
@@ -12,11 +12,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from backend.preview import fill_holes
+from backend.splat import fill_holes, motion_metric
 
 from .blocks import FeatureEncoder, SynthesisDecoder
 from .config import RendererConfig
-from .splatting import motion_metric, pyramid_splat
+from .splatting import pyramid_splat
 
 
 SIDE_FLOW_SCALE = 16.0  # px: flows enter the decoder's side input in units of this

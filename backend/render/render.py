@@ -14,14 +14,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
+from addon.core.files import atomic_path
 from addon.core.spectral import SpectralVolume
+from backend.spectral import mean_square_displacement, modal_displacement
 
-from .frames import check_coordinates, fit_volume, modal_flows, motion_weight
+from .frames import check_coordinates
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +161,7 @@ def iter_frames(model, photo: np.ndarray, volume: SpectralVolume, q, *, size=Non
         motion_mask = check_motion_mask(motion_mask)
     w, h = output_size((photo.shape[1], photo.shape[0]), size)
     image = _resize(photo, (w, h))
-    volume = fit_volume(volume, w, h)
+    volume = volume.resampled(w, h)
     device = torch.device(device)
     if batch_size is None:
         batch_size = max(1, PIXELS_PER_BATCH // (w * h))
@@ -167,11 +169,11 @@ def iter_frames(model, photo: np.ndarray, volume: SpectralVolume, q, *, size=Non
         coeffs = torch.from_numpy(np.ascontiguousarray(volume.coeffs)).to(device)
         if motion_mask is not None:
             coeffs = scale_by_mask(coeffs, motion_mask)
-        weight = motion_weight(coeffs)
+        weight = mean_square_displacement(coeffs)[None, None]  # (1, 1, H, W) px²
         src = torch.from_numpy(np.array(image, copy=True)).to(device).permute(2, 0, 1)[None].float() / 255.0
         state = model.prepare(src)
         for start in range(0, len(q), batch_size):
-            flow = modal_flows(coeffs, q[start:start + batch_size])  # (n, 2, H, W)
+            flow = modal_displacement(coeffs, q[start:start + batch_size])  # (n, 2, H, W)
             out = model.frames(state, flow, weight).clamp(0.0, 1.0)
             yield out.permute(0, 2, 3, 1).cpu().numpy()
 
@@ -184,15 +186,14 @@ def write_frame(path: str, rgb: np.ndarray, fmt: str) -> None:
     """Write one frame float (H, W, 3) in [0, 1] sRGB as 8-bit PNG or linear float32 EXR (atomic rename)."""
     import cv2
 
-    tmp = f"{path}.part.{fmt}"
     if fmt == "png":
         data = np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
     else:
         os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
         data = srgb_to_linear(rgb)
-    if not cv2.imwrite(tmp, np.ascontiguousarray(data[..., ::-1])):
-        raise OSError(f"could not write frame '{path}': check that the folder is writable and has space")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(tmp, np.ascontiguousarray(data[..., ::-1])):
+            raise OSError(f"could not write frame '{path}': check that the folder is writable and has space")
 
 
 def render_sequence(model, photo: np.ndarray, volume: SpectralVolume, q, settings: RenderSettings, out_dir,
@@ -233,9 +234,3 @@ def render_sequence(model, photo: np.ndarray, volume: SpectralVolume, q, setting
         log.info("render stopped after %d of %d frames; removed the partial sequence", len(written), total)
         raise
     return written
-
-
-def frames_from_range(first: int, last: int) -> Sequence[int]:
-    if last < first:
-        raise ValueError(f"frame range {first}..{last} is empty: the last frame must not come before the first")
-    return tuple(range(first, last + 1))

@@ -1,10 +1,9 @@
 """Softmax splatting of a feature pyramid (paper §5), pure torch on CPU or CUDA, bit-stable on CPU.
 
-Who is in front where sources collide: the motion magnitude W(p) = mean_t ||F_t(p)||^2 over the loop (pixels²,
-as in ``RenderPairs.weight`` and ``backend.preview.motion_metric``); the metric is the rescaled RMS motion
-``gain * metric_range * sqrt(W) / max(max sqrt(W), min_motion_px)`` per image. Level s of the pyramid is warped by
-the flow averaged over 2**s x 2**s blocks and divided by 2**s (pixels of that level), with the metric averaged
-the same way.
+Who is in front where sources collide: ``backend.splat.motion_metric`` of the motion magnitude W(p) = mean_t
+||F_t(p)||^2 over the loop (pixels², as in ``RenderPairs.weight``). Level s of the pyramid is warped by the flow
+averaged over 2**s x 2**s blocks and divided by 2**s (pixels of that level), with the metric averaged the same
+way.
 """
 from __future__ import annotations
 
@@ -12,16 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from backend.splat import softmax_splat
-
-
-def motion_metric(weight: torch.Tensor, metric_range: float, min_motion_px: float,
-                  gain: torch.Tensor | float = 1.0) -> torch.Tensor:
-    """W (B, 1, H, W) in px² -> splat metric (B, 1, H, W) in [0, gain * metric_range]; 0 where nothing moves."""
-    if weight.ndim != 4 or weight.shape[1] != 1:
-        raise ValueError(f"weight must have shape (B, 1, H, W), got {tuple(weight.shape)}")
-    rms = weight.clamp_min(0.0).sqrt()
-    peak = rms.amax(dim=(1, 2, 3), keepdim=True).clamp_min(min_motion_px)
-    return gain * metric_range * rms / peak
 
 
 def downsample_flow(flow: torch.Tensor, level: int) -> torch.Tensor:

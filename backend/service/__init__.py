@@ -5,7 +5,7 @@ cancel, and results are cached on disk by content hash. Job kinds are pluggable 
 See docs/service.md.
 """
 
-API_VERSION = "1.0"  # major.minor: a client needs the same major; minor grows with backwards-compatible additions
+API_VERSION = "1.1"  # major.minor: a client needs the same major; minor grows with backwards-compatible additions
 SERVICE_NAME = "image-dynamics"
 
 

@@ -42,8 +42,8 @@ def _errors(*statuses: int) -> dict:
 
 
 def _model_info(model, default_id) -> ModelInfo:
-    return ModelInfo(id=model.id, source=model.source, device=model.device, map_size=model.map_size,
-                     default=model.id == default_id)
+    return ModelInfo(id=model.id, kind=model.kind, source=model.source, device=model.device,
+                     map_size=model.map_size, default=model.id == default_id)
 
 
 def create_app(config: ServiceConfig, models: ModelManager | None = None) -> FastAPI:
@@ -115,13 +115,13 @@ def _router(state: ServiceState) -> APIRouter:
     @router.post("/models", response_model=ModelInfo, status_code=201, tags=["models"],
                  responses=_errors(401, 422))
     def load_model(body: LoadModelRequest):
-        """Load a checkpoint (a path on the backend's machine, 'default' or 'tiny')."""
-        model = models.load(body.source, body.make_default)
+        """Load a motion model or a renderer (a path on the backend's machine, 'default' or 'tiny')."""
+        model = models.load(body.source, body.make_default, body.kind)
         return _model_info(model, models.list()[1])
 
     @router.delete("/models/{model_id}", response_model=ModelInfo, tags=["models"], responses=_errors(401, 404))
     def unload_model(model_id: str):
-        """Unload a model (running jobs that use it finish first)."""
+        """Unload a model or a renderer (running jobs that use it finish first)."""
         model = models.unload(model_id)
         return _model_info(model, None)
 

@@ -7,7 +7,9 @@ import os
 import socket
 import sys
 
-from .config import MiB, ServiceConfig, is_loopback
+from addon.core.protocol import is_loopback
+
+from .config import MiB, ServiceConfig
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 
+from addon.core.protocol import is_loopback
 from backend.paths import user_cache_dir
 
 MiB = 1024 * 1024
@@ -14,17 +14,6 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 def default_cache_dir() -> str:
     """``$XDG_CACHE_HOME/image-dynamics/service`` (``~/.cache/...`` when unset)."""
     return user_cache_dir("service")
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,6 +28,8 @@ import time
 import uuid
 from typing import Any, Callable
 
+from addon.core.files import write_bytes_atomic
+
 from .cache import ResultCache
 from .errors import ServiceError
 
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 
 # Modules whose import registers their job kinds. One that cannot be imported is skipped with an error in the log
 # (the other kinds keep working).
-JOB_KIND_MODULES = ["backend.service.predict", "backend.render.job"]
+JOB_KIND_MODULES = ["backend.service.predict", "backend.service.render"]
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
 _EMA = 0.3  # weight of the newest job when averaging job durations for queue ETAs
@@ -165,10 +167,7 @@ class JobContext:
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, name)
         if isinstance(data, (bytes, bytearray, memoryview)):
-            tmp = path + ".part"
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
+            write_bytes_atomic(path, bytes(data))
         else:
             shutil.move(os.fspath(data), path)
         self._manager._add_file(self._job, name, path, media_type)

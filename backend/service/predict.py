@@ -6,6 +6,8 @@ import hashlib
 import logging
 import os
 
+from addon.core.protocol import PredictParams
+
 from . import images
 from .cache import content_key
 from .errors import ServiceError
@@ -20,18 +22,17 @@ RESULT_NAME = "volume.npz"
 @dataclasses.dataclass(frozen=True)
 class PredictPayload:
     photo: images.Photo
-    params: object  # backend.motion.predictor.PredictParams
+    params: PredictParams
     model: object  # models.LoadedModel
     moves: object = None  # optional "moves here" hint (h, w) float32 in [0, 1]
 
 
 def prepare_predict(request: PredictJobRequest, service) -> Prepared:
     from backend.motion.hint import check_hint
-    from backend.motion.predictor import PredictParams
 
     data = images.decode_base64(request.image)
     photo = images.decode_image(data, service.config.max_pixels, service.config.max_side)
-    params = PredictParams(**request.params.model_dump())
+    params = request.params.to_params()
     try:
         params.validate()
     except ValueError as exc:
@@ -58,8 +59,8 @@ def run_predict(ctx, payload: PredictPayload) -> str:
             raise PredictorCancelled(ctx.job_id) from None
 
     try:
-        volume = payload.model.predictor.predict(payload.photo.pixels, payload.params, callback=callback,
-                                                 moves=payload.moves)
+        volume = payload.model.model.predict(payload.photo.pixels, payload.params, callback=callback,
+                                             moves=payload.moves)
     except PredictorCancelled:
         raise Cancelled(ctx.job_id) from None
     ctx.progress(total, total, "writing result")

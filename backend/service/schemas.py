@@ -5,6 +5,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from addon.core.protocol import PREDICT_LIMITS, SAMPLERS, PredictParams
+
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 TERMINAL_STATES = ("done", "failed", "cancelled")
 
@@ -24,10 +26,14 @@ class ErrorResponse(BaseModel):
 
 class ModelInfo(BaseModel):
     id: str = Field(description="Content-hash based model id, e.g. 'gid-motion@1a2b3c4d5e6f'")
-    source: str = Field(description="Checkpoint path, or 'tiny' for the random tiny test model")
+    kind: Literal["motion", "renderer"] = Field(description="A motion model (predict jobs) or a neural renderer "
+                                                            "(render jobs)")
+    source: str = Field(description="Checkpoint path, 'default' for the shipped checkpoint, or 'tiny' for the "
+                                    "random tiny test model")
     device: str
-    map_size: list[int] = Field(description="(W, H) of the predicted motion map")
-    default: bool = Field(description="Used by jobs that name no model")
+    map_size: Optional[list[int]] = Field(default=None, description="(W, H) of the predicted motion map (motion "
+                                                                    "models; a renderer renders any size)")
+    default: bool = Field(description="The motion model used by predict jobs that name no model")
 
 
 class ModelList(BaseModel):
@@ -39,7 +45,8 @@ class LoadModelRequest(_Strict):
     source: str = Field(min_length=1, max_length=4096,
                         description="Checkpoint path on the backend's machine, 'default' for the shipped "
                                     "checkpoint, or 'tiny' for a random tiny model (tests)")
-    make_default: bool = Field(default=True, description="Use it for jobs that name no model")
+    kind: Literal["motion", "renderer"] = Field(default="motion", description="What the checkpoint holds")
+    make_default: bool = Field(default=True, description="Use it for predict jobs that name no model (motion)")
 
 
 class QueueInfo(BaseModel):
@@ -113,19 +120,32 @@ class FileList(BaseModel):
     complete: bool = Field(description="True once the job has finished: no more files will appear")
 
 
-class PredictParamsModel(_Strict):
-    """Sampling parameters of a motion prediction (mirrors backend.motion.predictor.PredictParams)."""
+_DEFAULTS = PredictParams()
 
-    steps: int = Field(default=25, ge=1, le=500, description="DDIM denoising steps")
-    guidance: float = Field(default=1.5, ge=0.0, le=20.0, allow_inf_nan=False,
-                            description="Classifier-free guidance scale (1 = conditional only)")
-    loop: float = Field(default=0.0, ge=0.0, le=10.0, allow_inf_nan=False,
-                        description="Loop self-guidance weight (0 = off)")
-    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Random seed: same seed, same motion")
-    num_frames: int = Field(default=150, ge=2, le=100000, description="Loop length T in frames")
-    fps: float = Field(default=30.0, gt=0.0, le=1000.0, allow_inf_nan=False, description="Frame rate of the loop")
-    sampler: Literal["ddim", "dpm"] = Field(default="ddim", description="Diffusion sampler")
-    recurrence: int = Field(default=1, ge=1, le=8, description="Self-recurrence per step (ddim with loop guidance)")
+
+def _param(name: str, description: str):
+    """The field of ``PredictParams.name``: its default and range come from addon.core.protocol (written once)."""
+    limit = PREDICT_LIMITS[name]
+    bounds = {"gt" if limit.low_open else "ge": limit.low, "le": limit.high}
+    if isinstance(getattr(_DEFAULTS, name), float):
+        bounds["allow_inf_nan"] = False
+    return Field(default=getattr(_DEFAULTS, name), description=description, **bounds)
+
+
+class PredictParamsModel(_Strict):
+    """Sampling parameters of a motion prediction: ``addon.core.protocol.PredictParams`` as a request schema."""
+
+    steps: int = _param("steps", "DDIM denoising steps")
+    guidance: float = _param("guidance", "Classifier-free guidance scale (1 = conditional only)")
+    loop: float = _param("loop", "Loop self-guidance weight (0 = off)")
+    seed: int = _param("seed", "Random seed: same seed, same motion")
+    num_frames: int = _param("num_frames", "Loop length T in frames")
+    fps: float = _param("fps", "Frame rate of the loop")
+    sampler: Literal[SAMPLERS] = Field(default=_DEFAULTS.sampler, description="Diffusion sampler")
+    recurrence: int = _param("recurrence", "Self-recurrence per step (ddim with loop guidance)")
+
+    def to_params(self) -> PredictParams:
+        return PredictParams(**self.model_dump())
 
 
 class PredictJobRequest(_Strict):

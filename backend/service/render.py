@@ -2,9 +2,10 @@
 numbers -> neural frames, published one by one as they finish (``GET /v1/jobs/{id}/files/frame_0001.png``) and,
 when all are done, as one ``frames.zip`` result (cached by content hash).
 
-Importing this module registers the kind (``backend.service.jobs.JOB_KIND_MODULES`` lists it). Cancel stops the
-render at the next frame; the job then ends 'cancelled' without a result, and the add-on never applies a
-partial sequence.
+Importing this module registers the kind (``backend.service.jobs.JOB_KIND_MODULES`` lists it). The renderer comes
+from the service's models (``ModelManager.renderer``: loaded on first use, then listed and unloadable under
+``/v1/models``). Cancel stops the render at the next frame; the job then ends 'cancelled' without a result, and the
+add-on never applies a partial sequence.
 """
 from __future__ import annotations
 
@@ -13,24 +14,22 @@ import hashlib
 import io
 import logging
 import os
-import threading
 import zipfile
 from typing import Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.service import images
-from backend.service.cache import content_key
-from backend.service.errors import ServiceError
-from backend.service.jobs import Prepared, register_job_kind
+from . import images
+from .cache import content_key
+from .errors import ServiceError
+from .jobs import Prepared, register_job_kind
 
 log = logging.getLogger(__name__)
 
 RESULT_NAME = "frames.zip"
 MAX_FRAMES = 20000
 MAX_VOLUME_BYTES = 256 * 2 ** 20
-TINY = "tiny"  # a random-init tiny renderer (tests): untrained, i.e. forward warping with hole filling
 
 
 class LoopModel(BaseModel):
@@ -77,34 +76,6 @@ class RenderPayload:
     motion_mask: Optional[np.ndarray] = None
 
 
-_renderers: dict = {}
-_renderers_lock = threading.Lock()
-
-
-def get_renderer(source: Optional[str], device: str):
-    """(model, id) for a checkpoint path / None (shipped default) / 'tiny', loaded once per (source, device)."""
-    from backend.device import resolve_device
-
-    from . import checkpoint
-    from .config import RendererConfig, build_renderer
-
-    dev = resolve_device(device)
-    key = (source or "default", str(dev))
-    with _renderers_lock:
-        if key in _renderers:
-            return _renderers[key]
-        if source == TINY:
-            import torch
-
-            torch.manual_seed(0)
-            model, model_id = build_renderer(RendererConfig(channels=(4, 6, 8))).to(dev).eval(), "gid-renderer@tiny"
-        else:
-            model, meta = checkpoint.load(source, device=dev)
-            model_id = meta["model_id"]
-        _renderers[key] = (model, model_id, dev)
-        return _renderers[key]
-
-
 def decode_volume(text: str):
     from addon.core.spectral import SpectralVolumeError, volume_from_arrays
 
@@ -125,8 +96,8 @@ def decode_volume(text: str):
 
 
 def prepare_render(request: RenderJobRequest, service) -> Prepared:
-    from .frames import LoopSettings, check_coordinates, loop_coordinates
-    from .render import RenderSettings
+    from backend.render.frames import LoopSettings, check_coordinates
+    from backend.render.render import RenderSettings
 
     data = images.decode_base64(request.image)
     photo = images.decode_image(data, service.config.max_pixels, service.config.max_side)
@@ -144,26 +115,20 @@ def prepare_render(request: RenderJobRequest, service) -> Prepared:
             q = check_coordinates(request.modal, volume.k, len(settings.frames))
         else:
             loop = LoopSettings(**request.loop.model_dump())
-            q = loop_coordinates(volume.k, settings.frames, loop)
+            q = loop.coordinates(volume.k, settings.frames)
     except ValueError as exc:
         raise ServiceError(422, "invalid_render", f"Invalid render request: {exc}") from None
-    try:
-        model, model_id, device = get_renderer(request.renderer, service.config.device)
-    except FileNotFoundError as exc:
-        raise ServiceError(422, "invalid_model", f"Cannot load renderer '{request.renderer}': {exc}") from None
-    except ValueError as exc:
-        raise ServiceError(422, "invalid_model", f"Cannot load renderer '{request.renderer or 'default'}': "
-                                                 f"{exc}") from None
+    renderer = service.models.renderer(request.renderer)  # 422 invalid_model when it cannot be loaded
     key = content_key("render", hashlib.sha256(data).hexdigest(), hashlib.sha256(volume_bytes).hexdigest(),
                       list(settings.frames), hashlib.sha256(np.ascontiguousarray(q).tobytes()).hexdigest(),
-                      settings.format, settings.size, model_id, service.config.max_side,
+                      settings.format, settings.size, renderer.id, service.config.max_side,
                       hashlib.sha256(mask_bytes).hexdigest() if mask is not None else None)
-    payload = RenderPayload(photo.pixels, volume, q, settings, model, device, mask)
-    return Prepared(payload, cache_key=key, model=model_id)
+    payload = RenderPayload(photo.pixels, volume, q, settings, renderer.model, renderer.device, mask)
+    return Prepared(payload, cache_key=key, model=renderer.id)
 
 
 def run_render(ctx, payload: RenderPayload) -> str:
-    from .render import frame_filename, render_sequence
+    from backend.render.render import frame_filename, render_sequence
 
     settings = payload.settings
     total = len(settings.frames)

@@ -1,21 +1,26 @@
 """Procedural strips and sprites whose deformation is known in closed form: their motion, rasterisation at pixel
-centres, shading and compositing (the drawing layer of ``backend/data/synthetic.py``).
+centres, shading and compositing (the drawing layer of the scene generator, ``backend/data/scenes.py``).
 
 * a *strip* (grass blade, stem, flame, candle) has material coordinates (h, u): h = height along the strip above
   its base, u = horizontal offset from its centre line. A material point sits at
   ``x = bx + lean*h + curve*eta**2 + u + eta**p * Dx(t)`` and ``y = by - h*(1 + S(t)) + eta**p * Dy(t)
-  + (2/3) eta**3 Dx(t)**2 / L`` (eta = h/L; the last term is the drop of a bending cantilever), so tips move
-  much more than bases;
+  + (2/3) eta**3 Dx(t)**2 / L`` (eta = h/L; the last term, the drop of a bending cantilever, is only on for
+  natural clips: it is not linear in the modes), so tips move much more than bases;
 * a *sprite* (flower head, leaf) is attached to a point of its parent strip and turns with a small linearised
   rotation ``A(theta) = [[1, -theta], [theta, 1]]`` about that point.
 
 ``Dx, Dy, S, theta`` are sums of oscillation :class:`Modes` (sustained or decaying). Every frame is rendered by
 inverting the deformation at each pixel centre (no mesh, no sampling noise); pixel centres sit at integer
 coordinates and anti-aliased edges blend colours over one pixel.
+
+Colours are functions of the material coordinates only (procedural shading, a periodic noise tile and, for objects
+given one, a patch of a real photo: :class:`Textures`), so a surface point keeps its colour as it moves and the
+ground-truth motion carries frame 0's colours to every frame.
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 
@@ -55,6 +60,54 @@ def noise_tile(rng, n=128, sigma=1.6) -> np.ndarray:
     g = np.exp(-2 * (np.pi * sigma) ** 2 * (f[:, None] ** 2 + f[None] ** 2))
     tile = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((n, n))) * g))
     return ((tile - tile.mean()) / tile.std()).astype(np.float32)
+
+
+@dataclasses.dataclass
+class Textures:
+    """What colours the objects: a periodic noise tile (:func:`noise_tile`) and optional photo patches."""
+    noise: np.ndarray                      # float32 (n, n), zero mean, unit std
+    patches: Optional[np.ndarray] = None   # float32 (N, S, S, 3) RGB in [0, 1], looked up mirror-periodically
+
+
+def sample_patch(patches, k, a, b):
+    """Bilinear lookup of photo patches ``k`` (per element) at coordinates (a, b) in patch pixels; outside the
+    patch it is mirrored (period 2S), so any coordinate gives a seamless colour. Returns (N, 3)."""
+    n = patches.shape[1]
+
+    def fold(v):
+        v = np.mod(v, 2 * n - 2)
+        return np.where(v > n - 1, 2 * n - 2 - v, v)
+
+    a, b = fold(a), fold(b)
+    a0, b0 = np.minimum(np.floor(a).astype(np.int64), n - 2), np.minimum(np.floor(b).astype(np.int64), n - 2)
+    fa, fb = (a - a0)[:, None], (b - b0)[:, None]
+    p = patches
+    return ((p[k, a0, b0] * (1 - fa) + p[k, a0 + 1, b0] * fa) * (1 - fb)
+            + (p[k, a0, b0 + 1] * (1 - fa) + p[k, a0 + 1, b0 + 1] * fa) * fb)
+
+
+def photo_shade(out, shade, i, a, b, s, textures: Textures):
+    """Blend photo-patch colours into fragments of objects that carry a patch (``s.photo[i] >= 0``): the patch
+    colour at material coordinates (a, b) (scaled by the object's ``photo_scale``, offset by its ``tex``) times
+    the procedural ``shade``, mixed in with the object's ``photo_mix``."""
+    if textures.patches is None:
+        return out
+    sel = np.nonzero(s.photo[i] >= 0)[0]
+    if not len(sel):
+        return out
+    j = i[sel]
+    scale = s.photo_scale[j]
+    pc = sample_patch(textures.patches, s.photo[j], a[sel] * scale + s.tex[j, 0], b[sel] * scale + s.tex[j, 1])
+    w = s.photo_mix[j]
+    out[sel] = out[sel] * (1 - w[:, None]) + pc * shade[sel][:, None] * w[:, None]
+    return out
+
+
+def photo_arrays(s, objs):
+    """Photo-patch parameters of a set's objects (patch index -1: none)."""
+    s.photo = np.array([getattr(o, "photo", -1) for o in objs], np.int64)
+    s.photo_mix = np.array([getattr(o, "photo_mix", 0.0) for o in objs], np.float64)
+    s.photo_scale = np.array([getattr(o, "photo_scale", 1.0) for o in objs], np.float64)
 
 
 def sample_tile(tile, a, b):
@@ -110,6 +163,7 @@ class StripSet:
         self.c0, self.c1, self.tex = (_gather(strips, f).reshape(-1, k) for f, k in (("c0", 3), ("c1", 3), ("tex", 2)))
         self.code = np.array([self.CODES[s.kind] for s in strips], np.int64)
         self.oid = _gather(strips, "oid", np.int64)
+        photo_arrays(self, strips)
         self.sig = np.stack([s.modes.evaluate(t) for s in strips], 1) if strips else np.zeros((len(t), 0, 3))
 
     def _y(self, i, e, dx, dy):  # vertical terms Y(h) and dY/dh (without the -h(1+S) part)
@@ -177,15 +231,16 @@ class StripSet:
         dy = -h * d[..., 2] + ex * d[..., 1] + drop
         return np.stack([ex * d[..., 0], dy], 1)
 
-    def colour(self, i, h, u, tile):
+    def colour(self, i, h, u, textures: Textures):
         L, code = self.L[i], self.code[i]
         e = np.clip(h, 0, L) / L
         rho = np.clip(u / np.maximum(self.width(i, np.clip(h, 0, L))[0], 0.3), -1.5, 1.5)
-        n = sample_tile(tile, h * 0.45 + self.tex[i, 0], u * 1.1 + self.tex[i, 1])
-        n = n + 0.5 * sample_tile(tile, h * 0.9, u * 1.2 + 40)
+        n = sample_tile(textures.noise, h * 0.45 + self.tex[i, 0], u * 1.1 + self.tex[i, 1])
+        n = n + 0.5 * sample_tile(textures.noise, h * 0.9, u * 1.2 + 40)
         c0, c1 = self.c0[i], self.c1[i]
         shade = 1 + 0.17 * n + 0.12 * np.exp(-(rho / 0.25) ** 2) - 0.07 * np.cos(rho * 5.0) + 0.12 * rho
         out = (c0 + (c1 - c0) * (e ** 0.8)[:, None]) * shade[:, None]  # blades and stems
+        out = photo_shade(out, shade, i, h, u, self, textures)
         f = code == 3
         if f.any():  # flame: white core, orange rim, blue base
             core = np.exp(-(rho[f] / 0.5) ** 2) * np.clip(1.4 - 1.6 * e[f], 0, 1)
@@ -205,6 +260,7 @@ class SpriteSet:
 
     def __init__(self, sprites, strips: StripSet, strip_index, t):
         self.oid = _gather(sprites, "oid", np.int64)
+        photo_arrays(self, sprites)
         self.sx, self.sy, self.petals = _gather(sprites, "sx"), _gather(sprites, "sy"), _gather(sprites, "petals")
         self.c0, self.c1, self.tex = (_gather(sprites, f).reshape(-1, k) for f, k in (("c0", 3), ("c1", 3), ("tex", 2)))
         self.leaf = np.array([s.kind == "leaf" for s in sprites], bool)
@@ -254,35 +310,38 @@ class SpriteSet:
         dth = self.theta[:, i] - self.theta[:1, i]
         return np.stack([da[..., 0] - dth * my, da[..., 1] + dth * mx], 1)
 
-    def colour(self, i, q1, q2, tile):
+    def colour(self, i, q1, q2, textures: Textures):
         m = self.M[i]  # textures in pixel units: no detail finer than the pixel grid can carry
         mx, my = m[:, 0, 0] * q1 + m[:, 0, 1] * q2, m[:, 1, 0] * q1 + m[:, 1, 1] * q2
-        n = sample_tile(tile, mx * 0.8 + self.tex[i, 0], my * 0.8 + self.tex[i, 1])
+        n = sample_tile(textures.noise, mx * 0.8 + self.tex[i, 0], my * 0.8 + self.tex[i, 1])
         rho, phi = np.hypot(q1, q2), np.arctan2(q2, q1)
         c0, c1, pet = self.c0[i], self.c1[i], self.petals[i]
-        out = c0 * (0.7 + 0.3 * np.clip(rho / 0.9, 0, 1) ** 0.5)[:, None]
-        out *= (0.85 + 0.15 * np.cos(pet * phi / 2) ** 2 + 0.08 * n)[:, None]
+        radial = 0.7 + 0.3 * np.clip(rho / 0.9, 0, 1) ** 0.5
+        petal = 0.85 + 0.15 * np.cos(pet * phi / 2) ** 2 + 0.08 * n
+        out = c0 * radial[:, None]
+        out *= petal[:, None]
+        out = photo_shade(out, radial * petal, i, mx, my, self, textures)  # the disc is drawn over it below
         disc = np.clip((0.3 - rho) * np.minimum(self.sx, self.sy)[i] + 0.5, 0, 1)[:, None]  # 1-px soft rim
         out = out * (1 - disc) + disc * c1 * (1 + 0.3 * n + 0.15 * np.cos(np.hypot(mx, my) * 1.5))[:, None]
-        lf = self.leaf[i]
-        if lf.any():
+        lf = np.nonzero(self.leaf[i])[0]
+        if len(lf):
             hw = self._leaf_half_width(i[lf], q1[lf])
             r = np.clip(q2[lf] / hw, -1.2, 1.2)
             size = self.sx[i[lf]]
             vein = np.cos(2 * np.pi * (q1[lf] * size / 5 - np.abs(r) * 0.8))
             sh = 1 + 0.15 * n[lf] + 0.25 * np.exp(-(q2[lf] * size / 0.8) ** 2) + 0.06 * vein + 0.1 * r
-            out[lf] = c0[lf] * sh[:, None]
+            out[lf] = photo_shade(c0[lf] * sh[:, None], sh, i[lf], mx[lf], my[lf], self, textures)
         return np.clip(out, 0, 1)
 
 
-def composite(img, owner, sets, ti, width, height, tile, mat=None):
+def composite(img, owner, sets, ti, width, height, textures: Textures, mat=None):
     """Draw every object of ``sets`` at frame ti over img (H*W, 3) in object-id order (= depth order); owner
     (H*W,) gets the id of the front-most object containing each pixel centre, mat (2, H*W) its material coords."""
     parts = []
     for s in sets:
         if len(s.oid):
             i, rr, cc, sd, m1, m2 = s.raster(ti, width, height)
-            parts.append((s.oid[i], rr * width + cc, sd, m1, m2, s.colour(i, m1, m2, tile)))
+            parts.append((s.oid[i], rr * width + cc, sd, m1, m2, s.colour(i, m1, m2, textures)))
     if not parts:
         return
     oid, pix, sd, m1, m2, col = (np.concatenate(a) for a in zip(*parts))

