@@ -9,15 +9,15 @@ _registered: list = []
 
 
 def _modules():
-    from . import animate_ops, neural_ops, poke_ops, pokes, ops, prefs, props, ui
+    from . import animate_ops, neural_ops, poke_ops, pokes, ops, prefs, props, server_ops, steer_ops, ui, wind
 
-    return prefs, props, pokes, ops, poke_ops, animate_ops, neural_ops, ui
+    return prefs, props, pokes, wind, ops, poke_ops, steer_ops, animate_ops, server_ops, neural_ops, ui
 
 
 def register():
     import bpy
 
-    from . import backend, pokes, props, ui
+    from . import jobs, live, pokes, props, ui, wind
 
     for module in _modules():
         for cls in module.classes:
@@ -25,17 +25,21 @@ def register():
             _registered.append(cls)
     props.register_properties()
     pokes.register_properties()
-    backend.register()
+    wind.register_properties()
+    live.register()
+    jobs.register()
     ui.register_status_bar()
 
 
 def unregister():
     import bpy
 
-    from . import backend, pokes, props, ui
+    from . import jobs, live, pokes, props, ui, wind
 
     ui.unregister_status_bar()
-    backend.unregister()  # cancels jobs, removes the timer, stops a backend the add-on started
+    jobs.unregister()  # cancels jobs, removes the timer, stops a backend the add-on started
+    live.unregister()
+    wind.unregister_properties()
     pokes.unregister_properties()
     props.unregister_properties()
     for cls in reversed(_registered):

@@ -1,10 +1,10 @@
 """Animate Photo: send the plane's photo to the backend, follow the job, save the spectral volume next to the .blend
-and bake it; Cancel stops it without touching the scene. Start/Stop Backend for the preferences.
+and bake it; Cancel stops it without touching the scene.
 
 Main thread: the operator reads the photo (file bytes, packed bytes, or pixels) and the settings into an
 :class:`AnimateRequest`. Worker thread (:func:`animate_work`, no bpy): health check (starting the backend when the
 preferences say so), upload, polling, download. Main thread again (:func:`apply_result`, from the timer in
-``backend.py``): write the .npz, bake the modal shape keys, push an undo step.
+``jobs.py``): write the .npz, bake the modal shape keys, push an undo step.
 """
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ import bpy
 import numpy as np
 from bpy.props import StringProperty
 
-from . import backend, bake, plane, shapekeys
-from .core import png, protocol, spectral
+from . import bake, brush, jobs, overlay, plane, prefs, shapekeys
+from .core import files, hint, png, protocol, spectral
 from .core.protocol import BackendError, JobCancelled
-from .ops import PlaneOperator
+from .ops import PlaneOperator, active_mesh
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,9 @@ class AnimateRequest:
     object_name: str
     image: ImageSource
     params: protocol.PredictParams
-    settings: backend.BackendSettings
+    settings: jobs.BackendSettings
+    moves: bytes | None = None  # the motion brush's hint (greyscale PNG), None = automatic
+    brush: str = ""  # brush.digest of the painted brush the hint was drawn from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +70,7 @@ class AnimateResult:
     job_id: str
     cached: bool
     model: str | None
+    brush: str = ""
 
 
 def image_source(image) -> ImageSource:
@@ -98,15 +101,21 @@ def animate_work(request: AnimateRequest):
     """The worker-thread part of Animate Photo (no bpy): returns :class:`AnimateResult`."""
 
     def work(emit, cancel_event) -> AnimateResult:
-        with backend.connected(request.settings, emit, cancel_event) as client:
+        with jobs.connected(request.settings, emit, cancel_event) as client:
             emit("Uploading the photo", 0.0)
-            status = client.submit_predict(
-                request.image.encoded(), request.params, busy_wait=BUSY_WAIT, cancelled=cancel_event.is_set,
-                on_busy=lambda seconds: emit(f"Backend busy (queue full): retrying in {seconds:.0f} s", 0.0))
-            final, data = backend.follow(client, status, emit, cancel_event, "Downloading the motion")
+            try:
+                status = client.submit_predict(
+                    request.image.encoded(), request.params, moves=request.moves, busy_wait=BUSY_WAIT,
+                    cancelled=cancel_event.is_set,
+                    on_busy=lambda seconds: emit(f"Backend busy (queue full): retrying in {seconds:.0f} s", 0.0))
+            except JobCancelled:
+                raise
+            except BackendError as exc:
+                raise protocol.moves_refused(exc) if request.moves is not None else exc from None
+            final, data = jobs.follow(client, status, emit, cancel_event, "Downloading the motion")
             if cancel_event.is_set():
                 raise JobCancelled()
-        return AnimateResult(data, final.id, final.cached, final.model)
+        return AnimateResult(data, final.id, final.cached, final.model, request.brush)
 
     return work
 
@@ -126,16 +135,14 @@ def save_volume(object_name: str, data: bytes) -> tuple[str, spectral.SpectralVo
     os.makedirs(folder, exist_ok=True)
     digest = hashlib.sha256(data).hexdigest()[:12]
     path = os.path.join(folder, f"{bpy.path.clean_name(object_name)}_{digest}.npz")
-    tmp = path + ".part"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    try:
-        volume = spectral.load_npz(tmp)
-    except spectral.SpectralVolumeError as exc:
-        os.remove(tmp)
-        raise BackendError("bad_volume", f"The backend sent an unusable spectral volume ({exc}): update the "
-                                         "backend and the add-on to matching versions") from None
-    os.replace(tmp, path)
+    with files.atomic_path(path) as tmp:  # validated before it replaces anything
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        try:
+            volume = spectral.load_npz(tmp)
+        except spectral.SpectralVolumeError as exc:
+            raise BackendError("bad_volume", f"The backend sent an unusable spectral volume ({exc}): update the "
+                                             "backend and the add-on to matching versions") from None
     return (bpy.path.relpath(path) if beside else path), volume, beside
 
 
@@ -157,26 +164,18 @@ def apply_result(job, result: AnimateResult) -> str:
         baked = bake.bake(context, obj, request, volume)
     except (shapekeys.BakeError, spectral.SpectralVolumeError, RuntimeError, ValueError) as exc:
         raise BackendError("bake_failed", f"The motion was saved to {stored} but could not be baked: {exc}") from exc
-    _undo_push(f"{LABEL} '{obj.name}'")
+    if result.brush:
+        obj[brush.PREDICTED_WITH] = result.brush
+    elif brush.PREDICTED_WITH in obj:
+        del obj[brush.PREDICTED_WITH]
+    overlay.refresh(obj)  # the brush's preview ends once the volume honours it
+    jobs.push_undo(f"{LABEL} '{obj.name}'")
     where = "" if beside else " (in a temporary folder: save the .blend and animate again to keep it beside it)"
     cached = " from the backend's cache" if result.cached else ""
+    steered = " with the motion brush" if result.brush else ""
     notes = " ".join(baked.warnings)
-    return (f"Baked {2 * baked.bands} modal shape keys{cached}, loop of {baked.loop_frames} frames; volume "
+    return (f"Baked {2 * baked.bands} modal shape keys{cached}{steered}, loop of {baked.loop_frames} frames; volume "
             f"{stored}{where}" + (f". {notes}" if notes else ""))
-
-
-def _undo_push(message: str) -> None:
-    if bpy.app.background:
-        return
-    try:
-        bpy.ops.ed.undo_push(message=message)
-    except RuntimeError as exc:
-        log.debug("no undo step: %s", exc)
-
-
-def plane_with_photo(context):
-    obj = context.active_object
-    return obj if obj is not None and obj.type == "MESH" and obj.mode == "OBJECT" else None
 
 
 class IMAGEDYN_OT_animate_photo(PlaneOperator, bpy.types.Operator):
@@ -185,7 +184,7 @@ class IMAGEDYN_OT_animate_photo(PlaneOperator, bpy.types.Operator):
 
     bl_idname = "imagedyn.animate_photo"
     bl_label = "Animate Photo"
-    find_plane = staticmethod(plane_with_photo)
+    find_plane = staticmethod(lambda context: active_mesh(context, modes=("OBJECT", "WEIGHT_PAINT")))
 
     def run(self, context, obj):
         image = plane.find_image(obj)
@@ -193,24 +192,32 @@ class IMAGEDYN_OT_animate_photo(PlaneOperator, bpy.types.Operator):
             self.report({"ERROR"}, f"'{obj.name}' has no image texture: use 'Create Photo Plane' or 'Convert "
                                    "Active Plane' first")
             return {"CANCELLED"}
-        job = backend.job_for(obj.name)
+        job = jobs.job_for(obj.name)
         if job is not None and job.active:
             self.report({"WARNING"}, f"'{obj.name}' is already being animated: wait, or press Cancel")
             return {"CANCELLED"}
-        settings = backend.current_settings(context)
+        settings = prefs.current_settings(context)
         try:
             protocol.normalize_url(settings.url)
             source = image_source(image)
-        except (AnimateError, BackendError) as exc:
+            drawn = brush.hint_image(obj, tuple(image.size))
+        except (AnimateError, BackendError, hint.HintError) as exc:
             self.report({"ERROR"}, getattr(exc, "message", None) or str(exc))
             return {"CANCELLED"}
+        moves, steered = None, ""
+        if drawn is not None:
+            moves, _mask, report, painted = drawn
+            steered = brush.digest(painted)
+            for warning in report.warnings():
+                self.report({"WARNING"}, warning)
         props = obj.imagedyn
         params = protocol.PredictParams(steps=props.animate_steps, guidance=props.animate_guidance,
                                         loop=props.animate_loop, seed=props.animate_seed)
-        request = AnimateRequest(obj.name, source, params, settings)
-        backend.start_job(obj.name, LABEL, animate_work(request), apply_result)
-        self.report({"INFO"}, f"Animating '{obj.name}' with the backend at {settings.url}: progress in the Motion "
-                              "panel and the status bar")
+        request = AnimateRequest(obj.name, source, params, settings, moves, steered)
+        jobs.start_job(obj.name, LABEL, animate_work(request), apply_result)
+        with_brush = f" and the motion brush '{brush.GROUP}'" if moves is not None else ""
+        self.report({"INFO"}, f"Animating '{obj.name}'{with_brush} with the backend at {settings.url}: progress in "
+                              "the Motion panel and the status bar")
         return {"FINISHED"}
 
 
@@ -226,93 +233,15 @@ class IMAGEDYN_OT_cancel_animate(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return bool(backend.active_jobs())
+        return bool(jobs.active_jobs())
 
     def execute(self, context):
         name = self.object_name or (context.active_object.name if context.active_object else "")
-        if not backend.cancel(name):
+        if not jobs.cancel(name):
             self.report({"WARNING"}, f"No running job for '{name}'")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Cancelling Animate Photo of '{name}'")
         return {"FINISHED"}
 
 
-CHECK_KEY = "Backend"  # the job key of Check Backend (shown in the preferences)
-
-
-def describe_health(health: dict) -> str:
-    models = health.get("default_model") or "no model loaded (serve --model PATH)"
-    queue = health.get("queue", {})
-    return (f"Connected: Image Dynamics backend {health.get('version', '?')} (API {health.get('api_version')}) on "
-            f"{health.get('device', '?')}, model {models}, {queue.get('running', 0)} running / "
-            f"{queue.get('queued', 0)} queued")
-
-
-class IMAGEDYN_OT_backend_check(bpy.types.Operator):
-    """Check the connection to the backend (and start it when Start Backend Automatically is on); the answer
-    appears below the button"""
-
-    bl_idname = "imagedyn.backend_check"
-    bl_label = "Check Backend"
-    bl_options = {"REGISTER"}
-
-    def execute(self, context):
-        settings = backend.current_settings(context)
-
-        def work(emit, cancel_event):
-            from .core.client import BackendClient
-
-            with BackendClient(settings.url, settings.token or None) as client:
-                emit(f"Connecting to {client.url}", 0.0)
-                return backend.ensure_backend(client, settings, cancel_event, lambda text: emit(text, 0.0))
-
-        try:
-            backend.start_job(CHECK_KEY, "Check Backend", work, lambda job, health: describe_health(health))
-        except BackendError as exc:
-            self.report({"WARNING"}, exc.message)
-            return {"CANCELLED"}
-        return {"FINISHED"}
-
-
-class IMAGEDYN_OT_backend_start(bpy.types.Operator):
-    """Start the backend with the Python or command set in the preferences (on Backend Port of this computer)"""
-
-    bl_idname = "imagedyn.backend_start"
-    bl_label = "Start Backend"
-    bl_options = {"REGISTER"}
-
-    def execute(self, context):
-        settings = backend.current_settings(context)
-        command = settings.start_command()
-        if command is None:
-            self.report({"ERROR"}, "Set 'Backend Python' or 'Backend Command' first")
-            return {"CANCELLED"}
-        if backend.SERVER.running():
-            self.report({"INFO"}, "The backend the add-on started is already running")
-            return {"FINISHED"}
-        try:
-            backend.SERVER.start(command, settings.stop_on_exit)
-        except BackendError as exc:
-            self.report({"ERROR"}, exc.message)
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Starting the backend (log: {backend.SERVER.log_path})")
-        return {"FINISHED"}
-
-
-class IMAGEDYN_OT_backend_stop(bpy.types.Operator):
-    """Stop the backend the add-on started (a backend you started yourself is left alone)"""
-
-    bl_idname = "imagedyn.backend_stop"
-    bl_label = "Stop Backend"
-    bl_options = {"REGISTER"}
-
-    def execute(self, context):
-        if backend.SERVER.stop():
-            self.report({"INFO"}, "Backend stopped")
-        else:
-            self.report({"INFO"}, "The add-on has not started a backend")
-        return {"FINISHED"}
-
-
-classes = (IMAGEDYN_OT_animate_photo, IMAGEDYN_OT_cancel_animate, IMAGEDYN_OT_backend_check,
-           IMAGEDYN_OT_backend_start, IMAGEDYN_OT_backend_stop)
+classes = (IMAGEDYN_OT_animate_photo, IMAGEDYN_OT_cancel_animate)

@@ -2,8 +2,9 @@
 
 One writer serves every kind of motion: :func:`write_modal_coordinates` takes complex modal coordinates
 q_k(frame) per band and turns them into Bezier keyframes on the Re/Im keys with the sign convention of
-``core.mesh.modal_key_values`` (value_re = Re q, value_im = -Im q). The seamless loop (:func:`write_loop`) is
+``core.mesh.modal_key_values`` (value_re = Re q, value_im = -Im q). The seamless loop (:func:`write_plain_loop`) is
 q_k = amplitude * exp(2 pi i k t / L); the poke simulation writes its own q_k(t) through the same function.
+Which of the two a plane gets (loop, or loop + pokes) is decided in one place, ``pokes.write_motion``.
 """
 from __future__ import annotations
 
@@ -100,18 +101,6 @@ def loop_settings(obj):
     props = obj.imagedyn
     length = core_mesh.effective_loop(props.loop_frames, props.speed)
     return length, props.loop_start, props.loop_start - props.start_offset, props.amplitude * props.loop_strength
-
-
-def write_loop(obj) -> int:
-    """Animate the baked keys: the loop, plus the response to the plane's pokes when it has poke Empties
-    (``pokes.write_motion``: loop + pokes keyed over the scene range). Returns the loop length in frames."""
-    if not shapekeys.modal_keys(obj):
-        return 0
-    from . import pokes  # the pokes layer builds on this module
-
-    if pokes.has_pokes(obj):
-        return pokes.write_motion(obj)
-    return write_plain_loop(obj)
 
 
 def write_plain_loop(obj) -> int:

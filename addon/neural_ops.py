@@ -23,9 +23,9 @@ import bpy
 import numpy as np
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
-from . import animation, backend, compat, plane, shapekeys
-from .animate_ops import AnimateError, ImageSource, _undo_push, image_source
-from .core import neural, protocol
+from . import animation, compat, jobs, plane, prefs, shapekeys, volumes, wind
+from .animate_ops import AnimateError, ImageSource, image_source
+from .core import neural, png, protocol, spectral
 from .core.protocol import BackendError, JobCancelled
 from .ops import PlaneOperator
 
@@ -52,7 +52,7 @@ class NeuralRequest:
     size: tuple
     renderer: str
     out_dir: str
-    settings: backend.BackendSettings
+    settings: jobs.BackendSettings
     anchor: tuple | None = None  # (UVs (N, 2), weights (N,)) of the Anchor group, None = every pixel moves freely
 
 
@@ -104,6 +104,21 @@ def anchor_of(obj):
         return None
 
 
+def volume_bytes(obj, path: str) -> bytes:
+    """The volume file the renderer gets: the plane's own, or - when wind arrows turn its motion - the turned volume
+    the keys hold (written to a temporary .npz), so the frames move as the mesh does."""
+    if not wind.has_winds(obj):
+        with open(path, "rb") as fh:
+            return fh.read()
+    volume, source = volumes.plane_volume(obj)
+    turned = dataclasses.replace(volume, coeffs=wind.effective_coeffs(obj, volume, source))
+    with tempfile.TemporaryDirectory(prefix="image_dynamics_wind_") as folder:
+        out = os.path.join(folder, "volume.npz")
+        spectral.save_npz(out, turned)
+        with open(out, "rb") as fh:
+            return fh.read()
+
+
 def photo_image(obj):
     """The plane's photo (the image of the node the neural frames replaced, else the first image texture)."""
     for slot in obj.material_slots:
@@ -131,12 +146,12 @@ def output_folder(object_name: str) -> tuple:
 
 def neural_work(request: NeuralRequest):
     def work(emit, cancel_event) -> NeuralResult:
-        with backend.connected(request.settings, emit, cancel_event) as client:
+        with jobs.connected(request.settings, emit, cancel_event) as client:
             emit("Uploading", 0.0)
-            mask = neural.mask_png(neural.anchor_mask(*request.anchor)) if request.anchor is not None else None
+            mask = png.encode_mask(neural.anchor_mask(*request.anchor)) if request.anchor is not None else None
             body = neural.render_body(request.image.encoded(), request.volume, request.frames, request.modal,
                                       request.fmt, request.size, request.renderer or None, mask)
-            final, data = backend.follow(client, client.submit("render", body), emit, cancel_event,
+            final, data = jobs.follow(client, client.submit("render", body), emit, cancel_event,
                                          "Downloading the frames")
         if cancel_event.is_set():
             raise JobCancelled()
@@ -351,7 +366,7 @@ def apply_result(job, result: NeuralResult) -> str:
     paths = _install_frames(result, out_dir)
     first = bpy.path.relpath(paths[0]) if beside else paths[0]
     apply_sequence(obj, first, result.frames[0], len(result.frames))
-    _undo_push(f"{LABEL} '{obj.name}'")
+    jobs.push_undo(f"{LABEL} '{obj.name}'")
     where = "" if beside else " (temporary folder: save the .blend and render again to keep them beside it)"
     cached = " from the backend's cache" if result.cached else ""
     return (f"{len(paths)} neural frames{cached} ({result.frames[0]}..{result.frames[-1]}) on '{obj.name}' from "
@@ -391,7 +406,7 @@ class IMAGEDYN_OT_render_neural(PlaneOperator, bpy.types.Operator):
         scene = context.scene
         props = obj.imagedyn
         key = job_key(obj)
-        job = backend.job_for(key)
+        job = jobs.job_for(key)
         if job is not None and job.active:
             self.report({"WARNING"}, f"Neural frames of '{obj.name}' are already being rendered: wait or cancel")
             return {"CANCELLED"}
@@ -409,11 +424,10 @@ class IMAGEDYN_OT_render_neural(PlaneOperator, bpy.types.Operator):
             self.report({"ERROR"}, "The scene starts before frame 0: neural frames are numbered from 0")
             return {"CANCELLED"}
         try:
-            with open(path, "rb") as fh:
-                volume = fh.read()
+            volume = volume_bytes(obj, path)
             source = image_source(image)
-            protocol.normalize_url(backend.current_settings(context).url)
-        except (AnimateError, BackendError, OSError) as exc:
+            protocol.normalize_url(prefs.current_settings(context).url)
+        except (AnimateError, BackendError, OSError, volumes.VolumeUnavailable) as exc:
             self.report({"ERROR"}, getattr(exc, "message", None) or str(exc))
             return {"CANCELLED"}
         value_re, value_im = key_values(obj, frames)
@@ -421,8 +435,8 @@ class IMAGEDYN_OT_render_neural(PlaneOperator, bpy.types.Operator):
         w, h = image.size
         size = neural.frame_size(w, h, self.long_side)
         request = NeuralRequest(obj.name, source, volume, frames, modal, self.file_format, size, self.renderer,
-                                output_folder(obj.name)[0], backend.current_settings(context), anchor_of(obj))
-        backend.start_job(key, LABEL, neural_work(request), apply_result)
+                                output_folder(obj.name)[0], prefs.current_settings(context), anchor_of(obj))
+        jobs.start_job(key, LABEL, neural_work(request), apply_result)
         self.report({"INFO"}, f"Rendering {len(frames)} neural frames of '{obj.name}' ({size[0]}x{size[1]}): "
                               "progress in the Motion panel and the status bar")
         return {"FINISHED"}
@@ -438,11 +452,11 @@ class IMAGEDYN_OT_cancel_neural(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         obj = context.active_object
-        job = backend.job_for(job_key(obj)) if obj is not None else None
+        job = jobs.job_for(job_key(obj)) if obj is not None else None
         return job is not None and job.active
 
     def execute(self, context):
-        backend.cancel(job_key(context.active_object))
+        jobs.cancel(job_key(context.active_object))
         self.report({"INFO"}, "Cancelling the neural frames")
         return {"FINISHED"}
 
@@ -460,7 +474,6 @@ class IMAGEDYN_OT_neural_to_compositor(PlaneOperator, bpy.types.Operator):
         except BackendError as exc:
             self.report({"ERROR"}, exc.message)
             return {"CANCELLED"}
-        _undo_push(self.bl_label)
         self.report({"INFO"}, message)
         return {"FINISHED"}
 
@@ -478,29 +491,6 @@ class IMAGEDYN_OT_use_mesh_warp(PlaneOperator, bpy.types.Operator):
             return {"CANCELLED"}
         self.report({"INFO"}, f"'{obj.name}' shows the photo with mesh warping again")
         return {"FINISHED"}
-
-
-def draw_neural(layout, obj) -> None:
-    """The Neural Frames rows of the Motion panel: Render (or progress + Cancel), Use Mesh Warp, last outcome."""
-    job = backend.job_for(job_key(obj))
-    if job is not None and job.active:
-        row = layout.row(align=True)
-        if hasattr(row, "progress"):
-            row.progress(factor=job.progress, text=f"Neural frames: {job.text}", type="BAR")
-        else:
-            row.label(text=f"Neural frames: {job.text}", icon="TIME")
-        row.operator("imagedyn.cancel_neural", text="", icon="CANCEL")
-        return
-    row = layout.row(align=True)
-    row.operator("imagedyn.render_neural", icon="RENDER_ANIMATION")
-    if shows_neural_frames(obj):
-        row.operator("imagedyn.neural_to_compositor", text="", icon="NODE_COMPOSITING")
-        row.operator("imagedyn.use_mesh_warp", text="", icon="MOD_MESHDEFORM")
-    if job is not None and job.message:
-        icon = {"failed": "ERROR", "done": "CHECKMARK"}.get(job.state, "INFO")
-        col = layout.column(align=True)
-        for i, line in enumerate(backend.wrap(job.message, 48)):
-            col.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
 classes = (IMAGEDYN_OT_render_neural, IMAGEDYN_OT_cancel_neural, IMAGEDYN_OT_neural_to_compositor,

@@ -11,7 +11,7 @@ import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import bake, compat, plane, pokes, shapekeys
+from . import bake, compat, plane, pokes, shapekeys, volumes
 from .core import spectral
 
 log = logging.getLogger(__name__)
@@ -20,16 +20,16 @@ ANCHOR_GROUP = "IDyn_anchor"
 USER_ERRORS = (plane.PlaneError, shapekeys.BakeError, spectral.SpectralVolumeError, pokes.PokeError)
 
 
-def active_mesh(context):
-    """The active object when it is a mesh in Object Mode, else None."""
+def active_mesh(context, modes=("OBJECT",)):
+    """The active object when it is a mesh in one of ``modes`` (Object Mode), else None."""
     obj = context.active_object
-    return obj if obj is not None and obj.type == "MESH" and obj.mode == "OBJECT" else None
+    return obj if obj is not None and obj.type == "MESH" and obj.mode in modes else None
 
 
 def report_error(op, exc: Exception) -> set:
     """Report one of :data:`USER_ERRORS` on ``op`` (its message says what to do) and cancel."""
     if isinstance(exc, spectral.SpectralVolumeError):
-        op.report({"ERROR"}, bake.volume_error_message(exc))
+        op.report({"ERROR"}, volumes.volume_error_message(exc))
     else:
         op.report({"ERROR"}, str(exc))
     return {"CANCELLED"}
@@ -130,14 +130,14 @@ class IMAGEDYN_OT_load_volume(PlaneOperator, bpy.types.Operator, ImportHelper):
                            description="Bake the volume as modal shape keys right after loading it")
 
     def run(self, context, obj):
-        volume = bake.read_volume(self.filepath)
+        volume = volumes.read_volume(self.filepath)
         bake.apply_volume_settings(obj, context.scene, volume, self.filepath)
         if self.bake_now:
             return _run_bake(self, context, obj, volume)
         warning = bake.aspect_warning(volume, obj)
         if warning:
             self.report({"WARNING"}, warning)
-        self.report({"INFO"}, f"Loaded {bake.summary(volume)}")
+        self.report({"INFO"}, f"Loaded {volumes.summary(volume)}")
         return {"FINISHED"}
 
 

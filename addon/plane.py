@@ -11,7 +11,7 @@ import os
 import bpy
 import numpy as np
 
-from . import compat, shapekeys
+from . import animation, compat, shapekeys
 from .core import mesh as core_mesh
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,6 @@ def regrid_plane(obj, columns: int):
         if foreign:
             raise PlaneError(f"'{obj.name}' has shape keys of its own ('{foreign[0]}'): a new grid would destroy "
                              "them; duplicate the plane without shape keys and convert the copy")
-        from . import animation
         animation.clear_modal_animation(obj)
         obj.shape_key_clear()
     try:
@@ -147,14 +146,3 @@ def regrid_plane(obj, columns: int):
     cols, rows = core_mesh.default_grid_size(max(w_units, 1e-9), max(h_units, 1e-9), columns)
     write_grid(me, cols, rows, corner, span_u, span_v, (tuple(lo), tuple(hi)))
     return image
-
-
-def grid_shape(obj) -> tuple[int, int]:
-    """(columns, rows) of a plane made here, from its vertex count and UVs (0, 0 if it is not a grid)."""
-    try:
-        uv = shapekeys.vertex_uvs(obj.data)
-    except shapekeys.BakeError:
-        return 0, 0
-    cols = len(np.unique(np.round(uv[:, 0], 6)))
-    rows = len(np.unique(np.round(uv[:, 1], 6)))
-    return (cols, rows) if cols * rows == uv.shape[0] else (0, 0)

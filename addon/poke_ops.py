@@ -7,14 +7,13 @@ operator's event handling) run with any region, view and event objects that carr
 from __future__ import annotations
 
 import logging
-import math
 
 import bpy
 import numpy as np
 from bpy.props import FloatProperty
 from mathutils import Vector
 
-from . import pokes, shapekeys
+from . import arrows, pokes, shapekeys
 from .core import pokes_bake
 from .ops import PlaneOperator
 
@@ -62,13 +61,13 @@ class DragSession:
         if hit is None:
             return False
         self.base = hit
-        self.empty = pokes.new_arrow(self.plane, hit, hit, "Poke")
+        self.empty = arrows.new_arrow(self.plane, hit, hit, "Poke")
         return True
 
     def move(self, region, rv3d, coord) -> None:
         hit = region_to_plane(region, rv3d, self.plane, coord, photo_only=False)
         if hit is not None and self.empty is not None:
-            pokes.set_arrow(self.empty, self.base, hit)
+            arrows.set_arrow(self.empty, self.base, hit)
 
     def release(self, region, rv3d, coord):
         """Finish: the arrow becomes a poke (returned). PokeError (and nothing left behind) for a mere click."""
@@ -189,10 +188,8 @@ class IMAGEDYN_OT_poke_add(_PokeOperator, bpy.types.Operator):
     bl_idname = "imagedyn.poke_add"
     bl_label = "Add Poke"
 
-    u: FloatProperty(name="Across", default=0.5, min=0.0, max=1.0,
-                     description="Where on the photo, from its left (0) to its right (1) edge")
-    v: FloatProperty(name="Up", default=0.5, min=0.0, max=1.0,
-                     description="Where on the photo, from its bottom (0) to its top (1) edge")
+    u: arrows.across_property()
+    v: arrows.up_property()
     angle: FloatProperty(name="Direction", default=0.0, subtype="ANGLE",
                          description="Direction of the push on the photo: 0 = to the right, 90 degrees = up")
     length: FloatProperty(name="Length", default=0.05, min=1e-4, soft_max=0.5,
@@ -202,12 +199,8 @@ class IMAGEDYN_OT_poke_add(_PokeOperator, bpy.types.Operator):
 
     def run(self, context, plane):
         pokes.load_volume(plane)  # PokeError: what to do, reported by PlaneOperator.execute
-        _uv, _rest, _origin, eu, ev, _flat = shapekeys.plane_frame(plane)
-        width = float(np.linalg.norm(eu))
-        step = width * self.length * (math.cos(self.angle) * eu / width
-                                      + math.sin(self.angle) * ev / max(float(np.linalg.norm(ev)), 1e-12))
-        base = pokes.photo_point(plane, self.u, self.v)
-        empty = pokes.add_poke(plane, base, base + Vector(step), context.scene.frame_current, self.kind)
+        base, tip = arrows.photo_arrow(plane, self.u, self.v, self.angle, self.length)
+        empty = pokes.add_poke(plane, base, tip, context.scene.frame_current, self.kind)
         if not _simulate_and_report(self, context, plane):
             return {"FINISHED"}  # the poke is kept; the report says what to fix
         self.report({"INFO"}, f"Added poke '{empty.name}' at frame {context.scene.frame_current}")

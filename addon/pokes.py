@@ -13,32 +13,30 @@ Convention (docs/pokes.md):
 * Simulate = ``core.pokes_bake.motion``: loop (times Loop Strength) + pokes over the scene's frame range, keyed
   every frame into the same modal keys through ``animation.write_modal_coordinates``.
 
-Auto-simulation: a ``depsgraph_update_post`` handler notices edits (poke Empties, actions, scene range, deletions)
-and (re)starts a short ``bpy.app.timers`` countdown; the timer re-simulates only planes whose
-:class:`~core.pokes_bake.PokeRequest` signature changed (stored on the plane), so our own writes never loop.
+* The pokes excite the motion the keys hold: the volume turned by the plane's wind arrows (``wind.effective_coeffs``).
+
+Auto-simulation: live.py's ``depsgraph_update_post`` handler notices edits (poke Empties, actions, scene range,
+deletions) and (re)starts a short ``bpy.app.timers`` countdown; the timer calls :func:`refresh`, which re-simulates
+only planes whose :class:`~core.pokes_bake.PokeRequest` signature changed (stored on the plane), so our own writes
+never loop.
 """
 from __future__ import annotations
 
 import logging
-import os
 
 import bpy
-import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty
-from mathutils import Euler, Matrix, Quaternion, Vector
+from mathutils import Vector
 
-from . import animation, bake, compat, shapekeys
+from . import animation, arrows, compat, shapekeys, volumes, wind
 from .core import mesh as core_mesh
-from .core import modal, pokes_bake, spectral
+from .core import modal, pokes_bake
 
 log = logging.getLogger(__name__)
 
 TRIGGER_PATH = "imagedyn_poke.trigger"
 SIGNATURE_KEY = "_imagedyn_pokes"  # on the plane: signature of the simulated request ('_' hides it in the UI)
-DEBOUNCE_SECONDS = 0.15
-_VOLUMES: dict = {}  # abspath -> (mtime_ns, size, SpectralVolume)
 _ERRORS: dict = {}  # plane name -> last auto-simulation problem (shown in the panel)
-_state = {"busy": False}
 
 
 KINDS = (("drag", "Drag", "The point is dragged along the arrow and released at rest"),
@@ -50,7 +48,7 @@ class PokeError(RuntimeError):
 
 
 def _touch(self, context):
-    schedule_check()
+    self.id_data.update_tag()  # the depsgraph handler (live.py) sees the poke changed and re-simulates
 
 
 def kind_property(update=None):
@@ -107,72 +105,22 @@ def trigger_keys(empty) -> list:
     return [(float(k.co[0]), float(k.co[1])) for k in fc.keyframe_points if k.co[1] > 0.0]
 
 
-def _channel(fcurves, path, current, frame):
-    values = list(current)
-    if fcurves is not None:
-        for i in range(len(values)):
-            fc = fcurves.find(path, index=i)
-            if fc is not None and not fc.mute:
-                values[i] = fc.evaluate(frame)
-    return values
-
-
-def basis_at(obj, frame: float) -> Matrix:
-    """The object's location/rotation/scale matrix at ``frame`` from its own keys (current values if unkeyed)."""
-    fcurves = compat.find_fcurves(obj)
-    if fcurves is None:
-        return obj.matrix_basis.copy()
-    loc = Vector(_channel(fcurves, "location", obj.location, frame))
-    scale = Vector(_channel(fcurves, "scale", obj.scale, frame))
-    mode = obj.rotation_mode
-    if mode == "QUATERNION":
-        rot = Quaternion(_channel(fcurves, "rotation_quaternion", obj.rotation_quaternion, frame)).normalized()
-    elif mode == "AXIS_ANGLE":
-        angle, *axis = _channel(fcurves, "rotation_axis_angle", obj.rotation_axis_angle, frame)
-        rot = Quaternion(axis, angle)
-    else:
-        rot = Euler(_channel(fcurves, "rotation_euler", obj.rotation_euler, frame), mode).to_quaternion()
-    return Matrix.LocRotScale(loc, rot, scale)
-
-
-def arrow_in_plane(empty, plane, frame: float):
-    """(base, tip) of the poke arrow in the plane's local space at ``frame``, as (3,) float64 arrays."""
-    if empty.parent == plane and empty.parent_type == "OBJECT":
-        local = empty.matrix_parent_inverse @ basis_at(empty, frame)
-    else:
-        local = plane.matrix_world.inverted() @ empty.matrix_world
-    base = local @ Vector((0.0, 0.0, 0.0))
-    tip = local @ Vector((0.0, 0.0, empty.empty_display_size))
-    return np.array(base, dtype=np.float64), np.array(tip, dtype=np.float64)
-
-
 def load_volume(plane):
-    """The plane's spectral volume (cached by path and modification time)."""
-    path = plane.imagedyn.volume_path
-    if not path:
-        raise PokeError(f"'{plane.name}' has no spectral volume: use 'Load Spectral Volume' first")
-    full = bpy.path.abspath(path)
+    """(volume, source) of the plane's spectral volume (read once per file version); PokeError when it is gone."""
     try:
-        st = os.stat(full)
-    except OSError:
-        raise PokeError(f"The spectral volume '{path}' of '{plane.name}' is missing: pokes need it to simulate; "
-                        "load it again with 'Load Spectral Volume'") from None
-    cached = _VOLUMES.get(full)
-    if cached is not None and cached[:2] == (st.st_mtime_ns, st.st_size):
-        return cached[2], f"{full}@{st.st_mtime_ns}"
-    try:
-        volume = bake.read_volume(path)
-    except spectral.SpectralVolumeError as exc:
-        raise PokeError(bake.volume_error_message(exc)) from None
-    if len(_VOLUMES) >= 4:
-        _VOLUMES.clear()
-    _VOLUMES[full] = (st.st_mtime_ns, st.st_size, volume)
-    return volume, f"{full}@{st.st_mtime_ns}"
+        return volumes.plane_volume(plane, "pokes need it to simulate")
+    except volumes.VolumeUnavailable as exc:
+        raise PokeError(str(exc)) from None
 
 
 def build_request(plane, scene):
-    """(PokeRequest, volume, warnings) for a plane: its pokes, settings and the scene's range and frame rate."""
+    """(PokeRequest, coeffs, warnings) for a plane: its pokes, settings and the scene's range and frame rate, and
+    the coefficients its keys hold (the volume turned by its wind arrows) that the pokes excite."""
     volume, source = load_volume(plane)
+    coeffs = wind.effective_coeffs(plane, volume, source)
+    winds = wind.signature(plane, volume.width, volume.height)
+    if winds:
+        source = f"{source}|wind:{winds}"
     bands = shapekeys.modal_keys(plane)
     if len(bands) != volume.k:
         raise PokeError(f"'{plane.name}' has {len(bands)} baked bands but its volume has {volume.k}: press Bake "
@@ -186,7 +134,7 @@ def build_request(plane, scene):
     warnings, pokes = [], []
     for empty in sorted(plane_pokes(plane), key=lambda o: o.name):
         for frame, value in trigger_keys(empty):
-            base, tip = arrow_in_plane(empty, plane, frame)
+            base, tip = arrows.arrow_in_plane(empty, plane, frame)
             try:
                 pokes.append(pokes_bake.arrow_poke(base, tip, frame, origin, eu, ev, volume.width, volume.height,
                                                    empty.imagedyn_poke.kind, value))
@@ -198,7 +146,7 @@ def build_request(plane, scene):
                                      fps=scene.render.fps / scene.render.fps_base, loop_frames=length,
                                      phase_frame=float(phase), loop_amplitude=float(amplitude), params=params,
                                      pokes=tuple(pokes), source=source)
-    return request, volume, warnings
+    return request, coeffs, warnings
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -209,24 +157,20 @@ def simulate(plane, scene=None) -> list:
     """Re-simulate ``plane``: loop + pokes over the scene range into its modal keys (the plain cyclic loop when it
     has no pokes). Returns warnings for the user; raises PokeError with what to do."""
     scene = scene or bpy.context.scene
-    request, volume, warnings = build_request(plane, scene)
-    _state["busy"] = True
-    try:
-        if not request.pokes:
-            animation.write_plain_loop(plane)
-            if SIGNATURE_KEY in plane:
-                del plane[SIGNATURE_KEY]
-        else:
-            frames, q, dq = pokes_bake.motion(volume.coeffs, request)
-            peak = pokes_bake.peak_key_value(q)
-            if peak > core_mesh.MAX_KEY_VALUE:
-                warnings.append(f"The pokes drive the motion to {peak:.1f} times the volume's amplitude, beyond "
-                                f"Blender's shape-key limit of {core_mesh.MAX_KEY_VALUE:g}: the peaks are clipped. "
-                                "Lower Poke Strength or use shorter arrows")
-            animation.write_modal_coordinates(plane, q, frames, dq, cyclic=False)
-            plane[SIGNATURE_KEY] = request.signature()
-    finally:
-        _state["busy"] = False
+    request, coeffs, warnings = build_request(plane, scene)
+    if not request.pokes:
+        animation.write_plain_loop(plane)
+        if SIGNATURE_KEY in plane:
+            del plane[SIGNATURE_KEY]
+    else:
+        frames, q, dq = pokes_bake.motion(coeffs, request)
+        peak = pokes_bake.peak_key_value(q)
+        if peak > core_mesh.MAX_KEY_VALUE:
+            warnings.append(f"The pokes drive the motion to {peak:.1f} times the volume's amplitude, beyond "
+                            f"Blender's shape-key limit of {core_mesh.MAX_KEY_VALUE:g}: the peaks are clipped. "
+                            "Lower Poke Strength or use shorter arrows")
+        animation.write_modal_coordinates(plane, q, frames, dq, cyclic=False)
+        plane[SIGNATURE_KEY] = request.signature()
     _ERRORS.pop(plane.name, None)
     log.info("simulated %d pokes on '%s' over frames %d-%d", len(request.pokes), plane.name,
              request.frame_start, request.frame_end)
@@ -234,8 +178,13 @@ def simulate(plane, scene=None) -> list:
 
 
 def write_motion(plane) -> int:
-    """``animation.write_loop`` for a plane with pokes: simulate, or fall back to the plain loop with a warning.
-    Returns the loop length in frames."""
+    """THE place that decides what a baked plane's keys play: loop + pokes over the scene range when it has poke
+    Empties (falling back to the plain loop, with the problem kept for the panel, when they cannot be simulated),
+    else the plain cyclic loop. Returns the loop length in frames (0 for a plane without modal keys)."""
+    if not shapekeys.modal_keys(plane):
+        return 0
+    if not has_pokes(plane):
+        return animation.write_plain_loop(plane)
     try:
         for warning in simulate(plane):
             log.warning(warning)
@@ -250,88 +199,45 @@ def is_stale(plane, scene) -> bool:
     """True when the plane's keys do not show its current pokes and settings."""
     if not has_pokes(plane) and SIGNATURE_KEY not in plane:
         return False
-    request, _volume, _warnings = build_request(plane, scene)
+    request, _coeffs, _warnings = build_request(plane, scene)
     if not request.pokes:
         return SIGNATURE_KEY in plane
     return plane.get(SIGNATURE_KEY) != request.signature()
 
 
-def refresh(scene) -> list:
-    """Re-simulate every auto-simulated plane of ``scene`` whose pokes changed. Returns the planes simulated."""
+def poke_planes(scene) -> list:
+    """Planes of ``scene`` with poke Empties or a simulation on their keys, in name order."""
     planes = {o.parent for o in scene.objects if is_poke(o) and o.parent is not None}
     planes |= {o for o in scene.objects if o.type == "MESH" and SIGNATURE_KEY in o}
-    done = []
-    for plane in sorted(planes, key=lambda o: o.name):
-        if not (plane.imagedyn.auto_simulate and shapekeys.has_modal_keys(plane)):
-            continue
-        try:
-            if is_stale(plane, scene):
-                for warning in simulate(plane, scene):
-                    log.warning(warning)
-                done.append(plane)
-        except (PokeError, ValueError) as exc:
-            if _ERRORS.get(plane.name) != str(exc):  # say it once, not after every edit
-                log.warning("pokes of '%s' not simulated: %s", plane.name, exc)
-            _ERRORS[plane.name] = str(exc)
-    return done
+    return sorted(planes, key=lambda o: o.name)
 
 
-def _check_timer():
-    scene = bpy.context.scene
-    if scene is not None:
-        refresh(scene)
-    return None  # run once
+def refresh_plane(plane, scene) -> bool:
+    """Re-simulate ``plane`` when it is auto-simulated and its pokes changed. Returns whether it was; a problem is
+    kept for the panel (and logged once)."""
+    if not (plane.imagedyn.auto_simulate and shapekeys.has_modal_keys(plane)):
+        return False
+    try:
+        if not is_stale(plane, scene):
+            return False
+        for warning in simulate(plane, scene):
+            log.warning(warning)
+        return True
+    except (PokeError, ValueError) as exc:
+        if _ERRORS.get(plane.name) != str(exc):  # say it once, not after every edit
+            log.warning("pokes of '%s' not simulated: %s", plane.name, exc)
+        _ERRORS[plane.name] = str(exc)
+        return False
 
 
-def schedule_check(delay: float = DEBOUNCE_SECONDS) -> None:
-    """(Re)start the countdown to :func:`refresh` (debounce: a burst of edits re-simulates once)."""
-    if bpy.app.timers.is_registered(_check_timer):
-        bpy.app.timers.unregister(_check_timer)
-    bpy.app.timers.register(_check_timer, first_interval=delay)
-
-
-def _relevant(update) -> bool:
-    data = update.id
-    if isinstance(data, bpy.types.Object):
-        return is_poke(data.original)
-    if isinstance(data, bpy.types.Action):
-        return not data.original.get(animation.ACTION_TAG)
-    return isinstance(data, (bpy.types.Scene, bpy.types.Collection))
-
-
-@bpy.app.handlers.persistent
-def on_depsgraph_update(scene, depsgraph):
-    if _state["busy"]:
-        return
-    if any(_relevant(u) for u in depsgraph.updates):
-        schedule_check()
+def refresh(scene) -> list:
+    """Re-simulate every auto-simulated plane of ``scene`` whose pokes changed. Returns the planes simulated."""
+    return [plane for plane in poke_planes(scene) if refresh_plane(plane, scene)]
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Making pokes
 # ----------------------------------------------------------------------------------------------------------------
-
-def set_arrow(empty, base, tip) -> None:
-    """Place an arrow Empty (parented to its plane) from ``base`` to ``tip``, plane-local points."""
-    base, tip = Vector(base), Vector(tip)
-    direction = tip - base
-    empty.location = base
-    if direction.length > 1e-9:
-        empty.rotation_euler = direction.to_track_quat("Z", "Y").to_euler()
-    empty.empty_display_size = max(direction.length, 1e-4)
-
-
-def new_arrow(plane, base, tip, name: str = "Poke"):
-    """An arrow Empty parented to ``plane`` (not yet a poke: no trigger)."""
-    empty = bpy.data.objects.new(name, None)
-    empty.empty_display_type = "SINGLE_ARROW"
-    for collection in plane.users_collection[:1] or [bpy.context.scene.collection]:
-        collection.objects.link(empty)
-    empty.parent = plane
-    empty.matrix_parent_inverse = Matrix.Identity(4)
-    set_arrow(empty, base, tip)
-    return empty
-
 
 def make_poke(empty, frame: float, kind: str = "drag") -> None:
     """Turn an arrow Empty into a poke fired at ``frame`` (a constant trigger key of value 1)."""
@@ -349,7 +255,7 @@ def add_poke(plane, base, tip, frame: float, kind: str = "drag", name: str = "Po
     Does not simulate. Raises PokeError for a zero-length arrow."""
     if (Vector(tip) - Vector(base)).length <= 1e-9:
         raise PokeError("The poke has no direction: drag from the point you poke towards where it is pushed")
-    empty = new_arrow(plane, base, tip, name)
+    empty = arrows.new_arrow(plane, base, tip, name)
     make_poke(empty, frame, kind)
     return empty
 
@@ -370,12 +276,6 @@ def last_error(plane) -> str:
     return _ERRORS.get(plane.name, "")
 
 
-def photo_point(plane, u: float, v: float) -> Vector:
-    """Plane-local point at photo position (u, v) (0..1, v up)."""
-    _uv, _rest, origin, eu, ev, _flat = shapekeys.plane_frame(plane)
-    return Vector(origin + u * eu + v * ev)
-
-
 classes = (IMAGEDYN_PG_poke,)
 
 
@@ -383,15 +283,9 @@ def register_properties():
     bpy.types.Object.imagedyn_poke = bpy.props.PointerProperty(
         type=IMAGEDYN_PG_poke, name="Image Dynamics Poke",
         description="Image Dynamics poke settings of this Empty (when it is a poke of a photo plane)")
-    if on_depsgraph_update not in bpy.app.handlers.depsgraph_update_post:
-        bpy.app.handlers.depsgraph_update_post.append(on_depsgraph_update)
 
 
 def unregister_properties():
-    if on_depsgraph_update in bpy.app.handlers.depsgraph_update_post:
-        bpy.app.handlers.depsgraph_update_post.remove(on_depsgraph_update)
-    if bpy.app.timers.is_registered(_check_timer):
-        bpy.app.timers.unregister(_check_timer)
-    _VOLUMES.clear()
+    volumes.forget()
     _ERRORS.clear()
     del bpy.types.Object.imagedyn_poke

@@ -1,11 +1,20 @@
 """Add-on preferences (looked up through the package name, as extensions require): where the backend service is,
-whether the add-on starts it (and with which Python or command), and the token it needs."""
+whether the add-on starts it (and with which Python or command), and the token it needs; :func:`current_settings`
+turns them into the :class:`~jobs.BackendSettings` a worker thread gets."""
 from __future__ import annotations
+
+import dataclasses
+import os
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
+from . import jobs
+
 ADDON_ID = __package__
+ENV_URL = "IMAGE_DYNAMICS_BACKEND_URL"  # overrides the preferences' host/port (scripts, render farms, tests)
+ENV_TOKEN = "IMAGE_DYNAMICS_TOKEN"
+CHECK_KEY = "Backend"  # the job key of Check Backend (its answer is shown here)
 
 
 class IMAGEDYN_AP_preferences(bpy.types.AddonPreferences):
@@ -65,14 +74,12 @@ class IMAGEDYN_AP_preferences(bpy.types.AddonPreferences):
         row.operator("imagedyn.backend_check", icon="LINKED")
         row.operator("imagedyn.backend_start", icon="PLAY")
         row.operator("imagedyn.backend_stop", icon="PAUSE")
-        from . import backend
-
-        job = backend.job_for("Backend")
+        job = jobs.job_for(CHECK_KEY)
         if job is not None:
             text = job.text if job.active else job.message
             icon = {"failed": "ERROR", "done": "CHECKMARK"}.get(job.state, "TIME")
             col = layout.column(align=True)
-            for i, line in enumerate(backend.wrap(text, 100)):
+            for i, line in enumerate(jobs.wrap(text, 100)):
                 col.label(text=line, icon=icon if i == 0 else "BLANK1")
 
     @property
@@ -90,6 +97,25 @@ def get_preferences(context=None):
     context = context or bpy.context
     addon = context.preferences.addons.get(ADDON_ID)
     return None if addon is None else addon.preferences
+
+
+def current_settings(context=None) -> jobs.BackendSettings:
+    """Settings from the add-on preferences (defaults when registered without the add-on system); the environment
+    variables IMAGE_DYNAMICS_BACKEND_URL / IMAGE_DYNAMICS_TOKEN override URL and token. Main thread only."""
+    prefs = get_preferences(context)
+    settings = jobs.BackendSettings()
+    if prefs is not None:
+        settings = jobs.BackendSettings(
+            url=prefs.backend_url, token=prefs.backend_token, auto_start=prefs.auto_start,
+            python=bpy.path.abspath(prefs.python_executable) if prefs.python_executable else "",
+            command=prefs.backend_command, device=prefs.backend_device, stop_on_exit=prefs.stop_on_exit,
+            model=bpy.path.abspath(prefs.backend_model) if prefs.backend_model else "")
+    overrides = {}
+    if os.environ.get(ENV_URL):
+        overrides["url"] = os.environ[ENV_URL]
+    if os.environ.get(ENV_TOKEN):
+        overrides["token"] = os.environ[ENV_TOKEN]
+    return dataclasses.replace(settings, **overrides) if overrides else settings
 
 
 classes = (IMAGEDYN_AP_preferences,)

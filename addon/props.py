@@ -10,7 +10,7 @@ import logging
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import animation, pokes, shapekeys
+from . import animation, live, overlay, pokes, shapekeys
 from .core import mesh as core_mesh
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,8 @@ def _update_loop(self, context):
     obj = self.id_data
     if not shapekeys.has_modal_keys(obj):
         return
-    length = animation.write_loop(obj)
+    length = pokes.write_motion(obj)
+    overlay.refresh(obj)  # Amplitude changes what Show Motion shows
     scene = context.scene if context is not None else None
     # A plane with pokes is simulated over the scene's range: never shrink that range to one loop.
     if scene is not None and scene.imagedyn.set_frame_range and length and not pokes.has_pokes(obj):
@@ -30,7 +31,8 @@ def _update_loop(self, context):
 def _update_motion(self, context):
     """Loop strength and poke settings: rewrite loop (+ pokes) keyframes, leave the frame range alone."""
     if shapekeys.has_modal_keys(self.id_data):
-        animation.write_loop(self.id_data)
+        pokes.write_motion(self.id_data)
+        overlay.refresh(self.id_data)
 
 
 def _update_depth(self, context):
@@ -46,6 +48,22 @@ def _update_anchor(self, context):
     obj = self.id_data
     group = self.anchor_group if self.anchor_group in obj.vertex_groups else ""
     shapekeys.set_anchor_group(obj, group)
+    overlay.refresh(obj)
+
+
+def _update_pin(self, context):
+    """Pin Edges: re-bake the keys in place (problems are logged and shown in the panel)."""
+    live.update_plane(self.id_data, rebake=True)
+
+
+def _update_show_motion(self, context):
+    obj = self.id_data
+    if obj.type != "MESH":
+        return
+    if self.show_motion:
+        overlay.show(obj)
+    else:
+        overlay.hide(obj)
 
 
 # Blender 4.5+ warns when a path property holds a '//'-relative path unless it declares support (4.2 lacks the flag)
@@ -128,8 +146,22 @@ class IMAGEDYN_PG_object(bpy.types.PropertyGroup):
                     "seamless, this makes its motion more natural across the seam)")
     anchor_group: StringProperty(
         name="Anchor", update=_update_anchor,
-        description="Vertex group that pins regions: weight 0 stays still, 1 moves fully (paint it in Weight "
-                    "Paint mode); empty = everything moves")
+        description="Vertex group that holds regions still in Blender, whatever the volume says: weight 0 stays "
+                    "still, 1 moves fully (paint it in Weight Paint mode); empty = everything moves")
+    pin_edges: BoolProperty(
+        name="Pin Edges", default=True, update=_update_pin,
+        description="Keep the plane's border on the photo's edges: border vertices only slide along their edge, "
+                    "corners stay put, and the motion returns to full within a few rows, so a camera framed on the "
+                    "backdrop never sees past it. Off: the border moves with the photo")
+    show_motion: BoolProperty(
+        name="Show Motion", default=False, update=_update_show_motion,
+        description="Heat overlay of how much the photo moves (blue = still, red = 2% of the photo's height or "
+                    "more), in the viewport only: Material Preview / Rendered, or Solid with Color: Attribute. "
+                    "Renders never show it")
+    motion_peak: FloatProperty(
+        name="Peak Motion", default=0.0, min=0.0, subtype="FACTOR",
+        description="Largest RMS motion of a vertex over the loop as a fraction of the photo's height (set by "
+                    "Show Motion)")
 
 
 class IMAGEDYN_PG_scene(bpy.types.PropertyGroup):

@@ -16,6 +16,7 @@ import re
 
 import numpy as np
 
+from .core import edges
 from .core import mesh as core_mesh
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,9 @@ TAG_BASIS = "imagedyn_made_basis"  # on the Key datablock: the add-on created th
 _NAME_RE = re.compile(r"^IDyn_k(\d+)_(re|im)$")
 DEPTH_KEY = "IDyn_depth"  # the always-on depth-from-motion key (value 1)
 DEPTH_HELD = "imagedyn_depth"  # on the Key datablock: the Depth from Motion the depth key was written for
+BAKED_SIGNATURE = "_imagedyn_baked"  # on the plane: what its keys hold (volume version, wind arrows, Pin Edges)
 FLAT_TOLERANCE = 1e-3  # relative residual above which the plane is reported as not flat
+BAKE_MODES = ("OBJECT", "WEIGHT_PAINT")  # keys can be written in these modes (not in Edit Mode)
 
 
 class BakeError(RuntimeError):
@@ -108,7 +111,7 @@ def rest_positions(obj) -> np.ndarray:
     n = len(me.vertices)
     co = np.empty(n * 3, dtype=np.float32)
     if me.shape_keys is not None:
-        me.shape_keys.reference_key.data.foreach_get("co", co)
+        me.shape_keys.reference_key.points.foreach_get("co", co)
     else:
         me.vertices.foreach_get("co", co)
     return co.reshape(n, 3)
@@ -147,26 +150,53 @@ def remove_modal_keys(obj) -> int:
     return len(doomed)
 
 
-def bake_modal_keys(obj, coeffs: np.ndarray, anchor_group: str = "", progress=None, depth: float = 0.0) -> int:
-    """Write ``coeffs`` (K, 4, H, W) as 2K shape keys on ``obj`` (replacing earlier ones). Returns K.
+def key_offsets(obj, coeffs: np.ndarray, pin_rows: int = 0, frame=None, vertices=None) -> np.ndarray:
+    """The modal keys' offsets (K, 2, N, 3) float32 for ``coeffs`` (K, 4, H, W) sampled at the vertex UVs, with the
+    border pinned over ``pin_rows`` rows (``core.edges``; 0 = free). ``frame``: the plane's :func:`plane_frame` when
+    the caller has it; ``vertices``: only these vertex indices (N = their count)."""
+    uv, _rest, _origin, eu, ev, _flat = frame or plane_frame(obj)
+    factors = edges.edge_factors(uv, pin_rows) if pin_rows > 0 else None
+    if vertices is not None:
+        uv = uv[vertices]
+        factors = None if factors is None else factors[vertices]
+    return core_mesh.modal_offsets(coeffs, uv, eu, ev, factors)
 
-    ``depth`` > 0 adds the depth-from-motion key (see :func:`write_depth_key`). ``progress(done, total)`` is
-    called after every modal key. Raises :class:`BakeError` with what to do.
-    """
+
+def _check_mode(obj) -> None:
     if obj is None or obj.type != "MESH":
         raise BakeError("Select the photo plane (a mesh object) first")
-    if obj.mode != "OBJECT":
+    if obj.mode not in BAKE_MODES:
         raise BakeError("Switch to Object Mode before baking (shape keys cannot be written in Edit Mode)")
+
+
+def bake_modal_keys(obj, coeffs: np.ndarray, anchor_group: str = "", progress=None, depth: float = 0.0,
+                    pin_rows: int = 0) -> int:
+    """Write ``coeffs`` (K, 4, H, W) as 2K shape keys on ``obj`` (replacing earlier ones). Returns K.
+
+    ``pin_rows`` > 0 pins the border (:func:`key_offsets`); the rest is :func:`write_modal_keys`."""
+    _check_mode(obj)
+    frame = plane_frame(obj)
+    return write_modal_keys(obj, key_offsets(obj, coeffs, pin_rows, frame), frame, anchor_group, progress, depth)
+
+
+def write_modal_keys(obj, offsets: np.ndarray, frame, anchor_group: str = "", progress=None,
+                     depth: float = 0.0) -> int:
+    """Write ``offsets`` (K, 2, N, 3) as 2K shape keys on ``obj`` (replacing earlier ones). Returns K.
+
+    ``frame`` is the plane's :func:`plane_frame`. ``depth`` > 0 adds the depth-from-motion key (see
+    :func:`write_depth_key`). ``progress(done, total)`` is called after every modal key. Raises :class:`BakeError`
+    with what to do.
+    """
+    _check_mode(obj)
+    _uv, rest, _origin, eu, ev, flat = frame
+    if not flat:
+        log.warning("'%s' is not a flat, linearly UV-mapped plane: motion directions are approximate", obj.name)
     remove_modal_keys(obj)
     if obj.data.shape_keys is not None:
         clash = [b.name for b in obj.data.shape_keys.key_blocks if _is_reserved(b.name)]
         if clash:
             raise BakeError(f"Shape key '{clash[0]}' uses the add-on's naming but was not made by it: rename it "
                             f"(keys named IDyn_kNN_re/im and {DEPTH_KEY} are reserved)")
-    uv, rest, origin, eu, ev, flat = plane_frame(obj)
-    if not flat:
-        log.warning("'%s' is not a flat, linearly UV-mapped plane: motion directions are approximate", obj.name)
-    offsets = core_mesh.modal_offsets(coeffs, uv, eu, ev)  # (K, 2, N, 3)
     k_count = offsets.shape[0]
     me = obj.data
     made_basis = me.shape_keys is None
@@ -186,7 +216,7 @@ def bake_modal_keys(obj, coeffs: np.ndarray, anchor_group: str = "", progress=No
             block.relative_key = key.reference_key
             block.vertex_group = group
             block.value = 0.0
-            block.data.foreach_set("co", (rest + offsets[k, part_index]).reshape(-1))
+            block.points.foreach_set("co", (rest + offsets[k, part_index]).reshape(-1))
             names.append(block.name)
             if progress is not None:
                 progress(len(names), total)
@@ -195,6 +225,27 @@ def bake_modal_keys(obj, coeffs: np.ndarray, anchor_group: str = "", progress=No
         _store_depth(obj, rest, core_mesh.depth_offsets(offsets, eu, ev, depth), depth, group)
     me.update()
     return k_count
+
+
+def rewrite_modal_keys(obj, co: np.ndarray, frame) -> bool:
+    """Re-bake in place: write the key positions ``co`` (K, 2, N, 3) (rest + offsets) into the plane's existing
+    modal keys, and recompute its depth key, keeping names, values, anchor group and animation. The live path
+    (wind arrows, Pin Edges): no keys are removed or added. False (nothing written) when the plane's keys do not
+    have K bands."""
+    _check_mode(obj)
+    bands = modal_keys(obj)
+    if not bands or len(bands) != co.shape[0]:
+        return False
+    for i, (_k, re_block, im_block) in enumerate(bands):
+        re_block.points.foreach_set("co", co[i, 0].reshape(-1))
+        im_block.points.foreach_set("co", co[i, 1].reshape(-1))
+    held = float(obj.data.shape_keys.get(DEPTH_HELD, 0.0))
+    if depth_key(obj) is not None and held > 0.0:
+        _uv, rest, _origin, eu, ev, _flat = frame
+        lift = core_mesh.depth_offsets(co - rest, eu, ev, held)
+        _store_depth(obj, rest, lift, held, bands[0][1].vertex_group)
+    obj.data.update()
+    return True
 
 
 def _remove_depth(obj) -> None:
@@ -222,7 +273,7 @@ def _store_depth(obj, rest: np.ndarray, lift: np.ndarray, depth: float, group: s
         block.vertex_group = group
         key[TAG] = list(key.get(TAG, [])) + [DEPTH_KEY]
     block.value = 1.0
-    block.data.foreach_set("co", (rest + lift).reshape(-1))
+    block.points.foreach_set("co", (rest + lift).reshape(-1))
     key[DEPTH_HELD] = float(depth)
 
 
@@ -234,7 +285,7 @@ def baked_offsets(obj, rest: np.ndarray) -> np.ndarray:
     co = np.empty(n * 3, dtype=np.float32)
     for i, (_, re_block, im_block) in enumerate(bands):
         for part, block in enumerate((re_block, im_block)):
-            block.data.foreach_get("co", co)
+            block.points.foreach_get("co", co)
             out[i, part] = co.reshape(n, 3) - rest
     return out
 
@@ -258,7 +309,7 @@ def write_depth_key(obj, depth: float) -> bool:
     held = float(obj.data.shape_keys.get(DEPTH_HELD, 0.0))
     if block is not None and held > 0.0:
         co = np.empty(rest.size, dtype=np.float32)
-        block.data.foreach_get("co", co)
+        block.points.foreach_get("co", co)
         lift = (co.reshape(rest.shape) - rest) * np.float32(depth / held)
     else:
         _uv, _rest, _origin, eu, ev, _flat = plane_frame(obj)

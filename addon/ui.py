@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import backend, pokes, shapekeys
+from . import brush, jobs, neural_ops, pokes, shapekeys, wind
 
 
 class _SidebarPanel:
@@ -58,9 +58,7 @@ class IMAGEDYN_PT_motion(_SidebarPanel, bpy.types.Panel):
         sub.enabled = settings.set_frame_range
         sub.prop(settings, "include_closing_frame")
         if shapekeys.has_modal_keys(obj):
-            from . import neural_ops
-
-            neural_ops.draw_neural(layout, obj)
+            draw_neural(layout, obj)
 
 
 def _progress(layout, factor: float, text: str) -> None:
@@ -70,9 +68,19 @@ def _progress(layout, factor: float, text: str) -> None:
         layout.label(text=f"{text}", icon="TIME")
 
 
+def _draw_outcome(layout, job) -> None:
+    """The last job's message below its button (labels do not wrap: split into lines)."""
+    if job is None or not job.message:
+        return
+    icon = {"failed": "ERROR", "done": "CHECKMARK"}.get(job.state, "INFO")
+    col = layout.column(align=True)
+    for i, line in enumerate(jobs.wrap(job.message, 48)):
+        col.label(text=line, icon=icon if i == 0 else "BLANK1")
+
+
 def draw_animate(layout, obj) -> None:
     """Animate Photo, or the running job's progress bar and Cancel; the last job's outcome below."""
-    job = backend.job_for(obj.name)
+    job = jobs.job_for(obj.name)
     if job is not None and job.active:
         row = layout.row(align=True)
         _progress(row, job.progress, job.text)
@@ -80,16 +88,28 @@ def draw_animate(layout, obj) -> None:
         op.object_name = obj.name
         return
     layout.operator("imagedyn.animate_photo", icon="PLAY")
-    if job is not None and job.message:
-        icon = {"failed": "ERROR", "done": "CHECKMARK"}.get(job.state, "INFO")
-        col = layout.column(align=True)
-        for i, line in enumerate(backend.wrap(job.message, 48)):
-            col.label(text=line, icon=icon if i == 0 else "BLANK1")
+    _draw_outcome(layout, job)
+
+
+def draw_neural(layout, obj) -> None:
+    """The Neural Frames rows of the Motion panel: Render (or progress + Cancel), Use Mesh Warp, last outcome."""
+    job = jobs.job_for(neural_ops.job_key(obj))
+    if job is not None and job.active:
+        row = layout.row(align=True)
+        _progress(row, job.progress, f"Neural frames: {job.text}")
+        row.operator("imagedyn.cancel_neural", text="", icon="CANCEL")
+        return
+    row = layout.row(align=True)
+    row.operator("imagedyn.render_neural", icon="RENDER_ANIMATION")
+    if neural_ops.shows_neural_frames(obj):
+        row.operator("imagedyn.neural_to_compositor", text="", icon="NODE_COMPOSITING")
+        row.operator("imagedyn.use_mesh_warp", text="", icon="MOD_MESHDEFORM")
+    _draw_outcome(layout, job)
 
 
 def draw_status_bar(self, context) -> None:
     """Appended to the status bar: one progress bar (and cancel button) per running job."""
-    for job in backend.active_jobs():
+    for job in jobs.active_jobs():
         row = self.layout.row(align=True)
         _progress(row, job.progress, f"{job.label} '{job.key}': {job.text}")
         op = row.operator("imagedyn.cancel_animate", text="", icon="CANCEL")
@@ -118,10 +138,49 @@ class IMAGEDYN_PT_loop(_SidebarPanel, bpy.types.Panel):
         layout.enabled = shapekeys.has_modal_keys(obj)
         _prop_column(layout, props, "amplitude", "speed")
         _prop_column(layout, props, "loop_frames", "loop_start", "start_offset")
-        row = layout.row(align=True)
+        layout.prop(props, "depth_from_motion")
+
+
+class IMAGEDYN_PT_steer(_SidebarPanel, bpy.types.Panel):
+    """Where it moves (motion brush, Anchor), which way (wind arrows), the border (Pin Edges), and Show Motion."""
+
+    bl_label = "Steer the Motion"
+    bl_parent_id = "IMAGEDYN_PT_motion"
+
+    def draw(self, context):
+        layout = self.layout
+        obj = context.active_object
+        props = obj.imagedyn
+        baked = shapekeys.has_modal_keys(obj)
+        col = layout.column(align=True)
+        row = col.row(align=True)
+        row.operator("imagedyn.paint_motion", icon="BRUSH_DATA")
+        if brush.GROUP in obj.vertex_groups:
+            row.operator("imagedyn.remove_brush", text="", icon="X")
+        col.label(text="Brush: what the model animates (before Animate Photo)", icon="INFO")
+        col = layout.column(align=True)
+        row = col.row(align=True)
         row.prop_search(props, "anchor_group", obj, "vertex_groups", text="Anchor")
         row.operator("imagedyn.add_anchor", text="", icon="ADD")
-        layout.prop(props, "depth_from_motion")
+        col.label(text="Anchor: holds parts still in Blender, any motion", icon="INFO")
+        col = layout.column(align=True)
+        col.enabled = baked
+        row = col.row(align=True)
+        row.operator("imagedyn.wind_add", icon="FORCE_WIND")
+        count = len(wind.plane_winds(obj))
+        if count:
+            row.operator("imagedyn.wind_clear", text="", icon="TRASH")
+            col.label(text=f"{count} wind arrow{'' if count == 1 else 's'}: move / rotate / scale to steer",
+                      icon="INFO")
+        error = wind.last_error(obj)
+        if error:
+            for i, line in enumerate(jobs.wrap(error, 48)):
+                layout.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+        row = layout.row(align=True)
+        row.prop(props, "pin_edges")
+        row.prop(props, "show_motion", toggle=True, icon="SHADING_RENDERED")
+        if props.show_motion and props.motion_peak > 0:
+            layout.label(text=f"Peak motion {100 * props.motion_peak:.2f}% of the photo's height")
 
 
 class IMAGEDYN_PT_pokes(_SidebarPanel, bpy.types.Panel):
@@ -167,7 +226,30 @@ class IMAGEDYN_PT_pokes(_SidebarPanel, bpy.types.Panel):
                       else "No trigger key: keyframe Trigger (I) at the poke's frame")
 
 
-classes = (IMAGEDYN_PT_plane, IMAGEDYN_PT_motion, IMAGEDYN_PT_animate, IMAGEDYN_PT_loop, IMAGEDYN_PT_pokes)
+class IMAGEDYN_PT_wind(_SidebarPanel, bpy.types.Panel):
+    """The active wind arrow's settings (the Motion panels belong to the plane)."""
+
+    bl_label = "Wind Arrow"
+
+    @classmethod
+    def poll(cls, context):
+        return wind.is_wind(context.active_object)
+
+    def draw(self, context):
+        layout = self.layout
+        obj = context.active_object
+        settings = obj.imagedyn_wind
+        layout.label(text=f"'{obj.name}' on '{obj.parent.name if obj.parent else '?'}'", icon="FORCE_WIND")
+        layout.prop(settings, "enabled")
+        layout.prop(settings, "strength", slider=True)
+        layout.label(text="G moves, R turns, S sets its reach", icon="INFO")
+        error = wind.last_error(obj.parent) if obj.parent is not None else ""
+        for i, line in enumerate(jobs.wrap(error, 48)):
+            layout.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+
+
+classes = (IMAGEDYN_PT_plane, IMAGEDYN_PT_motion, IMAGEDYN_PT_animate, IMAGEDYN_PT_steer, IMAGEDYN_PT_loop,
+           IMAGEDYN_PT_pokes, IMAGEDYN_PT_wind)
 
 
 def register_status_bar() -> None:

@@ -121,7 +121,7 @@ def bench_blender(args, coeffs: np.ndarray, pokes: list) -> None:
 
     import bpy
 
-    from addon import bake
+    from addon import bake, volumes
     from addon import pokes as bpy_pokes
     from addon.core import pokes_bake
 
@@ -140,7 +140,7 @@ def bench_blender(args, coeffs: np.ndarray, pokes: list) -> None:
             base, tip = pokes_bake.pixels_to_plane(xs, ys,
                                                    origin, eu, ev, width, height)
             bpy_pokes.add_poke(obj, base, tip, 1 + round(p.frame), p.kind, name=f"Poke{i:02d}")
-        bpy_pokes._VOLUMES.clear()
+        volumes.forget()
         t0 = time.perf_counter()
         warnings = bpy_pokes.simulate(obj, scene)
         cold = time.perf_counter() - t0

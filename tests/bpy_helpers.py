@@ -104,3 +104,29 @@ def make_baked_plane(tmp_path, volume, columns: int = 24, image_size=(64, 40), n
     spectral.save_npz(path, volume)
     assert bpy.ops.imagedyn.load_volume(filepath=str(path)) == {"FINISHED"}
     return obj
+
+
+def run_animate(obj, timeout: float = 90.0):
+    """Press Animate Photo on the active plane ``obj`` and run the job timer until the job ends; returns the job."""
+    bpy = import_bpy()
+    from addon import jobs
+
+    assert bpy.ops.imagedyn.animate_photo() == {"FINISHED"}
+    job = jobs.job_for(obj.name)
+    assert job is not None and job.active
+    assert jobs.wait_idle(timeout), f"still running after {timeout} s: {job.text}"
+    return job
+
+
+def pinned(offsets: np.ndarray, obj) -> np.ndarray:
+    """numpy offsets (..., N, 3) of ``obj``'s vertices as its keys hold them: with Pin Edges on, each offset split
+    into a * eu + b * ev + c * normal and a, b scaled by ``core.edges.edge_factors`` (an object-space reference,
+    independent of the bake's pixel-space pinning); unchanged when Pin Edges is off."""
+    from addon import bake, shapekeys
+    from addon.core import edges
+
+    uv, _rest, _origin, eu, ev, _flat = shapekeys.plane_frame(obj)
+    basis = np.stack([eu, ev, np.cross(eu, ev)], axis=1)  # columns eu, ev, n
+    coords = np.asarray(offsets, dtype=np.float64) @ np.linalg.inv(basis).T
+    coords[..., :2] *= edges.edge_factors(uv, bake.pin_rows(obj))
+    return (coords @ basis.T).astype(np.float32)

@@ -18,6 +18,34 @@ if str(ROOT) not in sys.path:
 _session = {}
 
 
+@pytest.fixture(scope="module")
+def tiny_backend(tmp_path_factory):
+    """URL of a real ``image-dynamics serve --model tiny`` subprocess shared by one test module (always stopped)."""
+    from service_helpers import start_server_process, stop_process
+
+    proc, url = start_server_process(tmp_path_factory.mktemp("server"))
+    try:
+        yield url
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture
+def bpy_backend(monkeypatch, tiny_backend):
+    """Headless Blender (factory scene, add-on registered) talking to ``tiny_backend``; jobs still running after the
+    test are cancelled."""
+    from bpy_helpers import fresh_scene
+
+    bpy = fresh_scene(fps=30)
+    from addon import jobs, prefs
+
+    monkeypatch.setenv(prefs.ENV_URL, tiny_backend)
+    yield bpy
+    for job in jobs.active_jobs():
+        jobs.cancel(job.key)
+    jobs.wait_idle(10)
+
+
 @pytest.fixture
 def one_thread():
     """Torch on one thread for the test: tiny models are fastest so, the machine's other jobs are left alone, and

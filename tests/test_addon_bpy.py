@@ -3,8 +3,8 @@ user's work, live settings, planes from "Import Images as Planes", the pokes' ke
 import numpy as np
 import pytest
 
-from bpy_helpers import (flat_plane_frame, fresh_scene, make_baked_plane, positions_at, random_volume, stripes,
-                         write_image)
+from bpy_helpers import (flat_plane_frame, fresh_scene, make_baked_plane, pinned, positions_at, random_volume,
+                         stripes, write_image)
 
 pytestmark = pytest.mark.bpy
 TOL = 1e-4  # object units
@@ -22,7 +22,7 @@ def _predicted(volume, obj, frame, amplitude=1.0, loop=None, start=1, offset=0):
     uv, rest, eu, ev = flat_plane_frame(obj)
     loop = loop or volume.num_frames
     t_seconds = (frame - start + offset) * volume.num_frames / (loop * volume.fps)
-    return rest + mesh.predicted_offsets(volume.coeffs, volume.freqs_hz, t_seconds, uv, eu, ev, amplitude)
+    return rest + pinned(mesh.predicted_offsets(volume.coeffs, volume.freqs_hz, t_seconds, uv, eu, ev, amplitude), obj)
 
 
 def test_evaluated_mesh_matches_numpy_and_loops_seamlessly(bpy, tmp_path):
@@ -151,7 +151,7 @@ def test_pokes_can_write_arbitrary_modal_coordinates(bpy, tmp_path):
     q = rng.normal(size=(4, 30)) + 1j * rng.normal(size=(4, 30))
     animation.write_modal_coordinates(obj, q, frames)
     uv, rest, eu, ev = flat_plane_frame(obj)
-    offsets = mesh.modal_offsets(volume.coeffs, uv, eu, ev).astype(np.float64)  # (K, 2, N, 3)
+    offsets = pinned(mesh.modal_offsets(volume.coeffs, uv, eu, ev), obj).astype(np.float64)  # (K, 2, N, 3)
     for i in (0, 12, 29):
         expected = rest + np.einsum("k,knc->nc", q[:, i].real, offsets[:, 0]) - np.einsum(
             "k,knc->nc", q[:, i].imag, offsets[:, 1])

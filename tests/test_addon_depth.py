@@ -9,11 +9,13 @@ from addon.core import mesh, spectral
 TOL = 1e-4  # object units
 
 
-def _brute_force_rms(volume, uv, eu, ev) -> np.ndarray:
-    """sqrt(mean_t ||F_t||^2) per vertex over the volume's T frames, from displacements sampled frame by frame."""
+def _brute_force_rms(volume, uv, eu, ev, pin=lambda off: off) -> np.ndarray:
+    """sqrt(mean_t ||F_t||^2) per vertex over the volume's T frames, from displacements sampled frame by frame
+    (``pin``: what the bake does to them, e.g. Pin Edges)."""
     total = np.zeros(uv.shape[0])
     for i in range(volume.num_frames):
-        off = mesh.predicted_offsets(volume.coeffs, volume.freqs_hz, i / volume.fps, uv, eu, ev).astype(np.float64)
+        off = pin(mesh.predicted_offsets(volume.coeffs, volume.freqs_hz, i / volume.fps, uv, eu, ev))
+        off = off.astype(np.float64)
         total += (off ** 2).sum(axis=1)
     return np.sqrt(total / volume.num_frames)
 
@@ -25,9 +27,9 @@ def _volume(k=4, width=32, height=20, num_frames=60, seed=0, scale=2.0):
     return spectral.SpectralVolume(coeffs, fps=30.0, num_frames=num_frames)
 
 
-def _expected_depth(volume, uv, eu, ev, depth) -> np.ndarray:
+def _expected_depth(volume, uv, eu, ev, depth, pin=lambda off: off) -> np.ndarray:
     """Independent prediction of the depth key's offsets (N, 3): brute-force RMS, scaled so the peak is ``depth``."""
-    rms = _brute_force_rms(volume, uv, eu, ev)
+    rms = _brute_force_rms(volume, uv, eu, ev, pin)
     return depth * (rms / rms.max())[:, None] * mesh.plane_normal(eu, ev)[None, :]
 
 
@@ -84,15 +86,17 @@ def _frame(obj):
 
 def _predicted(volume, obj, frame, depth=0.0):
     """Evaluated positions at a scene frame (loop = the volume's T frames, first frame 1), with the depth lift."""
+    from bpy_helpers import pinned
+
     uv, rest, eu, ev = _frame(obj)
     t = (frame - 1) / volume.fps
-    out = rest + mesh.predicted_offsets(volume.coeffs, volume.freqs_hz, t, uv, eu, ev)
-    return out + _expected_depth(volume, uv, eu, ev, depth) if depth else out
+    out = rest + pinned(mesh.predicted_offsets(volume.coeffs, volume.freqs_hz, t, uv, eu, ev), obj)
+    return out + _expected_depth(volume, uv, eu, ev, depth, lambda off: pinned(off, obj)) if depth else out
 
 
 @pytest.mark.bpy
 def test_depth_key_lifts_z_by_the_motion_and_leaves_x_y_alone(bpy, tmp_path):
-    from bpy_helpers import make_baked_plane, positions_at
+    from bpy_helpers import make_baked_plane, pinned, positions_at
 
     from addon import shapekeys
 
@@ -114,7 +118,8 @@ def test_depth_key_lifts_z_by_the_motion_and_leaves_x_y_alone(bpy, tmp_path):
     lift = lift.reshape(-1, 3) - rest
     assert lift[:, 2].max() == pytest.approx(0.01, abs=1e-6) and np.abs(lift[:, :2]).max() == 0.0
     uv, _rest, eu, ev = _frame(obj)
-    assert np.abs(lift - _expected_depth(volume, uv, eu, ev, 0.01)).max() < 1e-6  # RMS share, to float precision
+    expected = _expected_depth(volume, uv, eu, ev, 0.01, lambda off: pinned(off, obj))
+    assert np.abs(lift - expected).max() < 1e-6  # RMS share, to float precision
     obj.imagedyn.depth_from_motion = 0.004  # a live change rescales the key in place
     assert shapekeys.depth_key(obj) == block and len(obj.data.shape_keys.key_blocks) == 1 + 8 + 1
     assert np.abs(positions_at(obj, 17) - _predicted(volume, obj, 17, depth=0.004)).max() < TOL

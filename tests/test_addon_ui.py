@@ -48,25 +48,32 @@ def test_panels_reference_existing_properties_and_operators(tmp_path):
     ops = {c[1] for c in calls if c[0] == "operator"}
     assert {"imagedyn.create_plane", "imagedyn.plane_from_active", "imagedyn.load_volume", "imagedyn.bake",
             "imagedyn.clear", "imagedyn.add_anchor"} <= ops
+    assert {"imagedyn.paint_motion", "imagedyn.wind_add"} <= ops
     props = {c[1] for c in calls if c[0] == "prop"}
-    assert {"amplitude", "speed", "loop_frames", "start_offset", "anchor_group", "grid_columns"} <= props
+    assert {"amplitude", "speed", "loop_frames", "start_offset", "anchor_group", "grid_columns", "pin_edges",
+            "show_motion"} <= props
+    icons = set(bpy.types.UILayout.bl_rna.functions["prop"].parameters["icon"].enum_items.keys())
+    assert {"BRUSH_DATA", "FORCE_WIND", "SHADING_RENDERED", "X", "TRASH", "INFO", "ERROR"} <= icons
     assert ("label", obj.imagedyn.volume_summary) in calls
 
 
 def test_every_property_and_operator_is_described_and_undoable():
     bpy = fresh_scene()
-    from addon import ops, prefs, props
+    from addon import ops, prefs, props, server_ops, steer_ops, wind
 
-    rna = [(cls.__name__, cls.bl_rna) for cls in props.classes + prefs.classes]
+    rna = [(cls.__name__, cls.bl_rna) for cls in props.classes + prefs.classes + wind.classes]
+    operators = ops.classes + steer_ops.classes + server_ops.classes
     rna += [(cls.__name__, getattr(bpy.ops.imagedyn, cls.bl_idname.split(".")[1]).get_rna_type())
-            for cls in ops.classes]
+            for cls in operators]
     for name, struct in rna:
         own = [p for p in struct.properties if p.identifier not in ("rna_type", "name", "bl_idname")]
         for prop in own:
             assert prop.description, f"{name}.{prop.identifier} has no description"
-    for cls in ops.classes:
+    for cls in ops.classes + steer_ops.classes:  # they change the scene: undoable
         assert cls.__name__.startswith("IMAGEDYN_OT_") and cls.bl_options == {"REGISTER", "UNDO"}
         assert cls.__doc__
+    for cls in server_ops.classes:  # they start, stop or ask the backend: nothing to undo
+        assert cls.__name__.startswith("IMAGEDYN_OT_") and cls.bl_options == {"REGISTER"} and cls.__doc__
 
 
 def test_compat_resolves_on_this_blender():

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from bpy_helpers import flat_plane_frame, fresh_scene, positions_at, stripes, write_image
+from bpy_helpers import flat_plane_frame, fresh_scene, pinned, positions_at, run_animate, stripes, write_image
 from service_helpers import (VENV_PYTHON, encode, free_port, kill_process, photo, start_server_process,
                              stop_process)
 
@@ -30,12 +30,12 @@ def server(tmp_path_factory):
 @pytest.fixture
 def bpy(monkeypatch):
     bpy = fresh_scene(fps=30)
-    from addon import backend
+    from addon import jobs
 
     yield bpy
-    for job in backend.active_jobs():
-        backend.cancel(job.key)
-    backend.wait_idle(10)
+    for job in jobs.active_jobs():
+        jobs.cancel(job.key)
+    jobs.wait_idle(10)
 
 
 def _plane(bpy, tmp_path, name="photo", size=(64, 40), steps=2, save=True):
@@ -56,22 +56,12 @@ def _snapshot(bpy, obj) -> tuple:
             len(bpy.data.actions), co.tobytes())
 
 
-def _run(bpy, obj, timeout=90.0):
-    from addon import backend
-
-    assert bpy.ops.imagedyn.animate_photo() == {"FINISHED"}
-    job = backend.job_for(obj.name)
-    assert job is not None and job.active
-    assert backend.wait_idle(timeout), f"still running after {timeout} s: {job.text}"
-    return job
-
-
 def _wait_sampling(job, timeout=60.0):
-    from addon import backend
+    from addon import jobs
 
     deadline = time.monotonic() + timeout
     while not (job.text.startswith("Sampling") and job.progress > 0):
-        backend.process_events()
+        jobs.process_events()
         assert job.active, job.message
         assert time.monotonic() < deadline, f"never started sampling: {job.text}"
         time.sleep(0.05)
@@ -79,12 +69,12 @@ def _wait_sampling(job, timeout=60.0):
 
 def test_animate_bakes_modal_keys_saves_the_volume_beside_the_blend_and_hits_the_cache(bpy, tmp_path, server,
                                                                                       monkeypatch):
-    from addon import backend
+    from addon import prefs
     from addon.core import mesh, spectral
 
-    monkeypatch.setenv(backend.ENV_URL, server)
+    monkeypatch.setenv(prefs.ENV_URL, server)
     obj = _plane(bpy, tmp_path, steps=3)
-    job = _run(bpy, obj)
+    job = run_animate(obj)
     assert job.state == "done", job.message
     assert "from the backend's cache" not in job.message
     names = [b.name for b in obj.data.shape_keys.key_blocks]
@@ -99,16 +89,16 @@ def test_animate_bakes_modal_keys_saves_the_volume_beside_the_blend_and_hits_the
     uv, rest, eu, ev = flat_plane_frame(obj)
     for frame in (1, 40):
         t = (frame - 1) / volume.fps
-        expected = rest + mesh.predicted_offsets(volume.coeffs, volume.freqs_hz, t, uv, eu, ev, 1.0)
+        expected = rest + pinned(mesh.predicted_offsets(volume.coeffs, volume.freqs_hz, t, uv, eu, ev, 1.0), obj)
         assert np.abs(positions_at(obj, frame) - expected).max() < TOL
 
-    again = _run(bpy, obj)
+    again = run_animate(obj)
     assert again.state == "done" and "from the backend's cache" in again.message
     assert obj.imagedyn.volume_path == stored  # same content, same file
 
     # reopening and re-baking need no backend
     bpy.ops.wm.save_mainfile()
-    monkeypatch.setenv(backend.ENV_URL, f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv(prefs.ENV_URL, f"http://127.0.0.1:{free_port()}")
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "scene.blend"))
     obj = bpy.data.objects["photo"]
     bpy.context.view_layer.objects.active = obj
@@ -118,18 +108,18 @@ def test_animate_bakes_modal_keys_saves_the_volume_beside_the_blend_and_hits_the
 
 
 def test_cancel_mid_job_leaves_the_scene_unchanged(bpy, tmp_path, server, monkeypatch):
-    from addon import backend
+    from addon import jobs, prefs
     from addon.core.client import BackendClient
 
-    monkeypatch.setenv(backend.ENV_URL, server)
+    monkeypatch.setenv(prefs.ENV_URL, server)
     obj = _plane(bpy, tmp_path, steps=500)
     before = _snapshot(bpy, obj)
     assert bpy.ops.imagedyn.animate_photo() == {"FINISHED"}
-    job = backend.job_for(obj.name)
+    job = jobs.job_for(obj.name)
     _wait_sampling(job)
     assert bpy.ops.imagedyn.cancel_animate(object_name=obj.name) == {"FINISHED"}
     assert job.state == "cancelling"
-    assert backend.wait_idle(30)
+    assert jobs.wait_idle(30)
     assert job.state == "cancelled" and "nothing was changed" in job.message
     assert _snapshot(bpy, obj) == before
     assert not (tmp_path / "scene_motion").exists()
@@ -141,11 +131,11 @@ def test_cancel_mid_job_leaves_the_scene_unchanged(bpy, tmp_path, server, monkey
 
 
 def test_busy_backend_is_waited_for_then_the_photo_animates(bpy, tmp_path, server, monkeypatch):
-    from addon import backend
+    from addon import jobs, prefs
     from addon.core import protocol
     from addon.core.client import BackendClient
 
-    monkeypatch.setenv(backend.ENV_URL, server)
+    monkeypatch.setenv(prefs.ENV_URL, server)
     client = BackendClient(server)
     params = protocol.PredictParams(steps=500)
     blockers = [client.submit_predict(encode(photo(seed=31)), params)]
@@ -157,28 +147,28 @@ def test_busy_backend_is_waited_for_then_the_photo_animates(bpy, tmp_path, serve
         blockers.append(client.submit_predict(encode(photo(seed=32)), params))  # the queue (max 1) is full
         obj = _plane(bpy, tmp_path, save=False)
         assert bpy.ops.imagedyn.animate_photo() == {"FINISHED"}
-        job = backend.job_for(obj.name)
+        job = jobs.job_for(obj.name)
         deadline = time.monotonic() + 30
         while not job.text.startswith("Backend busy (queue full): retrying in"):
-            backend.process_events()
+            jobs.process_events()
             assert job.active and time.monotonic() < deadline, (job.state, job.text, job.message)
             time.sleep(0.05)
     finally:
         for blocker in blockers:
             client.cancel(blocker.id)
-    assert backend.wait_idle(90)
+    assert jobs.wait_idle(90)
     assert job.state == "done", job.message
     assert len(obj.data.shape_keys.key_blocks) == 33
 
 
 def test_no_backend_running_says_how_to_start_it(bpy, tmp_path, monkeypatch):
-    from addon import backend
+    from addon import prefs
 
     port = free_port()
-    monkeypatch.setenv(backend.ENV_URL, f"http://127.0.0.1:{port}")
+    monkeypatch.setenv(prefs.ENV_URL, f"http://127.0.0.1:{port}")
     obj = _plane(bpy, tmp_path, save=False)
     before = _snapshot(bpy, obj)
-    job = _run(bpy, obj, timeout=10)
+    job = run_animate(obj, timeout=10)
     assert job.state == "failed"
     assert "No Image Dynamics backend answers" in job.message
     assert f"image-dynamics serve --port {port}" in job.message and "Start Backend Automatically" in job.message
@@ -222,16 +212,16 @@ def test_photo_sources_file_packed_generated_and_float(bpy, tmp_path):
 
 
 def test_generated_photo_animates_end_to_end(bpy, tmp_path, server, monkeypatch):
-    from addon import backend, plane
+    from addon import plane, prefs
 
-    monkeypatch.setenv(backend.ENV_URL, server)
+    monkeypatch.setenv(prefs.ENV_URL, server)
     obj = _plane(bpy, tmp_path, save=False)
     gen = bpy.data.images.new("painted", 48, 30)
     gen.generated_type = "COLOR_GRID"
     tex = next(n for n in obj.active_material.node_tree.nodes if n.type == "TEX_IMAGE")
     tex.image = gen
     assert plane.find_image(obj) == gen
-    job = _run(bpy, obj)
+    job = run_animate(obj)
     assert job.state == "done", job.message
     assert "temporary folder" in job.message  # the .blend is not saved: said so
     from addon.core import spectral
@@ -240,40 +230,40 @@ def test_generated_photo_animates_end_to_end(bpy, tmp_path, server, monkeypatch)
 
 
 def test_backend_started_from_preferences_then_killed_mid_job_reports_an_error(bpy, tmp_path, monkeypatch):
-    from addon import backend
+    from addon import jobs, prefs
 
     port = free_port()
-    settings = backend.BackendSettings(url=f"http://127.0.0.1:{port}", auto_start=True, python=str(VENV_PYTHON),
+    settings = jobs.BackendSettings(url=f"http://127.0.0.1:{port}", auto_start=True, python=str(VENV_PYTHON),
                                        model="tiny", device="cpu", start_timeout=120)
     assert settings.start_command() == [str(VENV_PYTHON), "-m", "backend.cli", "serve", "--host", "127.0.0.1",
                                         "--port", str(port), "--device", "cpu", "--model", "tiny"]
-    monkeypatch.setattr(backend, "current_settings", lambda context=None: settings)
+    monkeypatch.setattr(prefs, "current_settings", lambda context=None: settings)
     monkeypatch.chdir(VENV_PYTHON.parents[2])  # 'python -m backend.cli' from the project folder
     obj = _plane(bpy, tmp_path, save=False)
     try:
-        job = _run(bpy, obj, timeout=150)
-        assert job.state == "done", job.message + " | " + backend.SERVER.log_tail()
-        assert backend.SERVER.running()
+        job = run_animate(obj, timeout=150)
+        assert job.state == "done", job.message + " | " + jobs.SERVER.log_tail()
+        assert jobs.SERVER.running()
         # kill it (a crash) in the middle of the next job: an error, not a hang, and the scene is unchanged
         obj.imagedyn.animate_steps = 500
         before = _snapshot(bpy, obj)
         assert bpy.ops.imagedyn.animate_photo() == {"FINISHED"}
-        job = backend.job_for(obj.name)
+        job = jobs.job_for(obj.name)
         _wait_sampling(job)
-        kill_process(backend.SERVER.proc)
+        kill_process(jobs.SERVER.proc)
         t0 = time.monotonic()
-        assert backend.wait_idle(30)
+        assert jobs.wait_idle(30)
         assert time.monotonic() - t0 < 15
         assert job.state == "failed" and "The backend the add-on started stopped" in job.message
         assert "exited with code -9" in job.message
         assert _snapshot(bpy, obj) == before
     finally:
-        backend.SERVER.stop()
+        jobs.SERVER.stop()
 
 
 def test_killing_a_backend_started_by_hand_mid_job_reports_the_lost_connection(bpy, tmp_path, monkeypatch):
     """The add-on's own path for 'connection lost' (the server is gone: every poll is refused)."""
-    from addon import backend
+    from addon import jobs
     from addon.core.client import BackendClient
 
     port = free_port()
@@ -283,9 +273,9 @@ def test_killing_a_backend_started_by_hand_mid_job_reports_the_lost_connection(b
         client = BackendClient(f"http://127.0.0.1:{port}")
         return client.wait("0" * 32, cancelled=cancel_event.is_set, poll_interval=0.05)
 
-    job = backend.start_job(job_key, "Animate Photo", work, lambda j, v: "unexpected")
+    job = jobs.start_job(job_key, "Animate Photo", work, lambda j, v: "unexpected")
     t0 = time.monotonic()
-    assert backend.wait_idle(15) and time.monotonic() - t0 < 10
+    assert jobs.wait_idle(15) and time.monotonic() - t0 < 10
     assert job.state == "failed" and "Lost the connection to the backend" in job.message
     assert f"image-dynamics serve --port {port}" in job.message
 
@@ -293,19 +283,19 @@ def test_killing_a_backend_started_by_hand_mid_job_reports_the_lost_connection(b
 def test_unregister_stops_the_backend_the_addon_started_and_removes_the_timer(bpy):
     import sys
 
-    from addon import backend
+    from addon import jobs
 
-    backend.SERVER.start([sys.executable, "-c", "import time; time.sleep(120)"])
-    proc = backend.SERVER.proc
-    backend.start_job("x", "Test", lambda emit, cancel: cancel.wait(30), lambda j, v: "")
-    assert bpy.app.timers.is_registered(backend.process_events) and proc.poll() is None
+    jobs.SERVER.start([sys.executable, "-c", "import time; time.sleep(120)"])
+    proc = jobs.SERVER.proc
+    jobs.start_job("x", "Test", lambda emit, cancel: cancel.wait(30), lambda j, v: "")
+    assert bpy.app.timers.is_registered(jobs.process_events) and proc.poll() is None
     try:
-        backend.unregister()
-        assert proc.poll() is not None and not backend.SERVER.running()
-        assert not bpy.app.timers.is_registered(backend.process_events) and backend.job_for("x") is None
+        jobs.unregister()
+        assert proc.poll() is not None and not jobs.SERVER.running()
+        assert not bpy.app.timers.is_registered(jobs.process_events) and jobs.job_for("x") is None
     finally:
-        backend.SERVER.stop()
-        backend.register()
+        jobs.SERVER.stop()
+        jobs.register()
 
 
 class _Layout:
@@ -333,7 +323,7 @@ class _Layout:
 def test_progress_bar_and_cancel_in_the_panel_and_the_status_bar_while_a_job_runs(bpy, tmp_path):
     import threading
 
-    from addon import backend, ui
+    from addon import jobs, ui
 
     obj = _plane(bpy, tmp_path, save=False)
     go = threading.Event()
@@ -344,12 +334,12 @@ def test_progress_bar_and_cancel_in_the_panel_and_the_status_bar_while_a_job_run
         return "value"
 
     results = []
-    job = backend.start_job(obj.name, "Animate Photo", work, lambda j, v: results.append(v) or "all good")
-    with pytest.raises(backend.BackendError, match="already being processed"):
-        backend.start_job(obj.name, "Animate Photo", work, lambda j, v: "")
+    job = jobs.start_job(obj.name, "Animate Photo", work, lambda j, v: results.append(v) or "all good")
+    with pytest.raises(jobs.BackendError, match="already being processed"):
+        jobs.start_job(obj.name, "Animate Photo", work, lambda j, v: "")
     deadline = time.monotonic() + 10
     while job.progress == 0 and time.monotonic() < deadline:
-        backend.process_events()
+        jobs.process_events()
         time.sleep(0.02)
     panel, status = _Layout(), _Layout()
     ui.draw_animate(panel, obj)
@@ -358,7 +348,7 @@ def test_progress_bar_and_cancel_in_the_panel_and_the_status_bar_while_a_job_run
     assert status.calls == [("progress", 0.4, "Animate Photo 'photo': Sampling 40% (3 s left)"),
                             ("operator", "imagedyn.cancel_animate")]
     go.set()
-    assert backend.wait_idle(10) and results == ["value"] and job.state == "done"
+    assert jobs.wait_idle(10) and results == ["value"] and job.state == "done"
     panel = _Layout()
     ui.draw_animate(panel, obj)
     assert panel.calls == [("operator", "imagedyn.animate_photo"), ("label", "all good", "CHECKMARK")]
@@ -376,21 +366,21 @@ def test_new_operators_are_described():
 
 
 def test_check_backend_reports_the_connection_in_the_preferences(bpy, server, monkeypatch):
-    from addon import animate_ops, backend, prefs
+    from addon import jobs, prefs
 
-    monkeypatch.setenv(backend.ENV_URL, server)
+    monkeypatch.setenv(prefs.ENV_URL, server)
     assert bpy.ops.imagedyn.backend_check() == {"FINISHED"}
-    assert backend.wait_idle(20)
-    job = backend.job_for(animate_ops.CHECK_KEY)
+    assert jobs.wait_idle(20)
+    job = jobs.job_for(prefs.CHECK_KEY)
     assert job.state == "done" and job.message.startswith("Connected: Image Dynamics backend")
     assert "API 1.1" in job.message and "model tiny-random@seed0" in job.message
     layout = _Layout()
     layout.prop = lambda *a, **k: None
     fake_prefs = type("Prefs", (), {"layout": layout, "auto_start": False})()
     prefs.IMAGEDYN_AP_preferences.draw(fake_prefs, bpy.context)
-    assert ("label", backend.wrap(job.message, 100)[0], "CHECKMARK") in layout.calls
+    assert ("label", jobs.wrap(job.message, 100)[0], "CHECKMARK") in layout.calls
     assert {("operator", f"imagedyn.backend_{name}") for name in ("check", "start", "stop")} <= set(layout.calls)
-    monkeypatch.setenv(backend.ENV_URL, f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv(prefs.ENV_URL, f"http://127.0.0.1:{free_port()}")
     assert bpy.ops.imagedyn.backend_check() == {"FINISHED"}
-    assert backend.wait_idle(20) and job is not backend.job_for(animate_ops.CHECK_KEY)
-    assert "No Image Dynamics backend answers" in backend.job_for(animate_ops.CHECK_KEY).message
+    assert jobs.wait_idle(20) and job is not jobs.job_for(prefs.CHECK_KEY)
+    assert "No Image Dynamics backend answers" in jobs.job_for(prefs.CHECK_KEY).message

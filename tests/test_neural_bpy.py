@@ -10,8 +10,7 @@ import pytest
 
 from addon.core import mesh as core_mesh
 from addon.core import neural, spectral
-from bpy_helpers import fresh_scene, make_baked_plane
-from service_helpers import start_server_process, stop_process
+from bpy_helpers import make_baked_plane
 
 W, H = 64, 40
 
@@ -52,13 +51,14 @@ def test_anchor_mask_maps_a_grid_plane_vertex_to_cell_and_fills_gaps():
     assert holed.shape == (rows, cols) and np.isclose(holed[1, 2], np.mean(np.delete(mask.ravel(), 7)), atol=0.2)
     assert np.allclose(np.delete(holed.ravel(), 7), np.delete(mask.ravel(), 7))
     # PNG bytes that the backend reads back to the same mask within 8-bit steps.
+    from addon.core import png
     from backend.render.render import mask_from_image
     from PIL import Image
     import io
 
-    back = mask_from_image(np.asarray(Image.open(io.BytesIO(neural.mask_png(mask)))))
+    back = mask_from_image(np.asarray(Image.open(io.BytesIO(png.encode_mask(mask)))))
     assert np.abs(back - mask).max() <= 0.5 / 255 + 1e-6
-    body = neural.render_body(b"x", b"y", [1], np.zeros((1, 4, 2)), motion_mask=neural.mask_png(mask))
+    body = neural.render_body(b"x", b"y", [1], np.zeros((1, 4, 2)), motion_mask=png.encode_mask(mask))
     assert "motion_mask" in body and "motion_mask" not in neural.render_body(b"x", b"y", [1], np.zeros((1, 4, 2)))
     with pytest.raises(ValueError, match="UVs and N weights"):
         neural.anchor_mask(uv, weights[:-1])
@@ -66,25 +66,10 @@ def test_anchor_mask_maps_a_grid_plane_vertex_to_cell_and_fills_gaps():
 
 # ---------------------------------------------------------------------------------------------------- Blender
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    proc, url = start_server_process(tmp_path_factory.mktemp("server"))
-    try:
-        yield url
-    finally:
-        stop_process(proc)
-
-
 @pytest.fixture
-def bpy(monkeypatch, server):
-    bpy = fresh_scene(fps=30)
-    from addon import backend
-
-    monkeypatch.setenv(backend.ENV_URL, server)
-    yield bpy
-    for job in backend.active_jobs():
-        backend.cancel(job.key)
-    backend.wait_idle(10)
+def bpy(bpy_backend):
+    """Blender with the add-on, talking to a real tiny backend (conftest.py)."""
+    return bpy_backend
 
 
 def _volume(k=3, num_frames=24):
@@ -142,12 +127,12 @@ def _read_png(path) -> np.ndarray:
 
 
 def _run(bpy, obj, timeout=120.0, **props):
-    from addon import backend, neural_ops
+    from addon import jobs, neural_ops
 
     assert bpy.ops.imagedyn.render_neural(renderer="tiny", **props) == {"FINISHED"}
-    job = backend.job_for(neural_ops.job_key(obj))
+    job = jobs.job_for(neural_ops.job_key(obj))
     assert job is not None and job.active
-    assert backend.wait_idle(timeout), f"still running after {timeout} s: {job.text}"
+    assert jobs.wait_idle(timeout), f"still running after {timeout} s: {job.text}"
     return job
 
 
@@ -247,7 +232,7 @@ def test_request_carries_the_timeline_loop_and_pokes(bpy, tmp_path):
 
 @pytest.mark.bpy
 def test_cancelled_render_leaves_the_scene_and_the_folder_untouched(bpy, tmp_path):
-    from addon import backend, neural_ops
+    from addon import jobs, neural_ops
 
     obj = _plane(bpy, tmp_path, size=(512, 320))
     scene = bpy.context.scene
@@ -255,15 +240,15 @@ def test_cancelled_render_leaves_the_scene_and_the_folder_untouched(bpy, tmp_pat
     mat = obj.material_slots[0].material
     links_before = sorted((link.from_node.name, link.to_node.name) for link in mat.node_tree.links)
     assert bpy.ops.imagedyn.render_neural(renderer="tiny") == {"FINISHED"}
-    job = backend.job_for(neural_ops.job_key(obj))
+    job = jobs.job_for(neural_ops.job_key(obj))
     deadline = time.monotonic() + 60
     while not (job.text.startswith("Rendering") and job.progress > 0):
-        backend.process_events()
+        jobs.process_events()
         assert job.active, job.message
         assert time.monotonic() < deadline, job.text
         time.sleep(0.05)
     assert bpy.ops.imagedyn.cancel_neural() == {"FINISHED"}
-    assert backend.wait_idle(30)
+    assert jobs.wait_idle(30)
     assert job.state == "cancelled"
     assert not (tmp_path / "scene_neural").exists()
     assert neural_ops.NODE_NAME not in mat.node_tree.nodes

@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from bpy_helpers import fresh_scene, make_baked_plane, positions_at, random_volume
+from bpy_helpers import fresh_scene, make_baked_plane, pinned, positions_at, random_volume
 
 TOL = 1e-4  # object units
 FRAMES = (1, 90)
@@ -105,7 +105,7 @@ def _predicted(obj, volume, pokes=(), frames=None, loop_strength=0.0, strength=1
     if pokes:
         q = q + modal.simulate(volume.coeffs, np.arange(k) * fps / loop, pokes, n, fps,
                                modal.ModalParams(strength=strength), frame_start=start)
-    off = mesh.modal_offsets(volume.coeffs, uv, eu, ev).astype(np.float64)  # (K, 2, N, 3)
+    off = pinned(mesh.modal_offsets(volume.coeffs, uv, eu, ev), obj).astype(np.float64)  # (K, 2, N, 3)
     pos = rest + np.einsum("fk,knc->fnc", q.real, off[:, 0]) - np.einsum("fk,knc->fnc", q.imag, off[:, 1])
     return pos if frames is None else pos[np.asarray(frames) - start]
 
@@ -152,13 +152,13 @@ def test_poke_moves_the_plane_from_its_frame_on_exactly_as_numpy(bpy, tmp_path):
 
 @pytest.mark.bpy
 def test_deleting_retiming_and_moving_pokes_resimulate_through_the_handler(bpy, tmp_path):
-    from addon import compat, pokes
+    from addon import compat, live, pokes
 
     obj, volume = _plane(bpy, tmp_path, loop_strength=1.0)
     loop_only = [positions_at(obj, f) for f in (10, 45, 70)]
     empty, poke = _poke_at(obj, volume, 0.4, 0.6, -0.05, 0.02, frame=30)
     bpy.context.view_layer.update()  # the depsgraph handler notices the new poke and starts the countdown
-    assert bpy.app.timers.is_registered(pokes._check_timer)
+    assert bpy.app.timers.is_registered(live._check_timer)
     assert [p.name for p in pokes.refresh(bpy.context.scene)] == [obj.name]  # what the timer runs
     assert pokes.refresh(bpy.context.scene) == []  # nothing changed: no re-simulation (no feedback loop)
     assert np.abs(positions_at(obj, 45) - loop_only[1]).max() > 0.01
@@ -185,7 +185,7 @@ def test_deleting_retiming_and_moving_pokes_resimulate_through_the_handler(bpy, 
     # delete it: back to exactly the loop-only result, as a cyclic loop again
     bpy.data.objects.remove(empty)
     bpy.context.view_layer.update()
-    assert bpy.app.timers.is_registered(pokes._check_timer)
+    assert bpy.app.timers.is_registered(live._check_timer)
     assert [p.name for p in pokes.refresh(bpy.context.scene)] == [obj.name]
     assert pokes.SIGNATURE_KEY not in obj
     for frame, before in zip((10, 45, 70), loop_only):
@@ -375,7 +375,7 @@ def test_viewport_drag_from_region_pixels_to_a_poke(bpy, tmp_path):
 @pytest.mark.bpy
 def test_pokes_panel_properties_operators_and_unregister(bpy, tmp_path):
     import addon
-    from addon import poke_ops, pokes, ui
+    from addon import live, poke_ops, pokes, ui
 
     obj, _volume = _plane(bpy, tmp_path)
     for cls in pokes.classes:
@@ -396,9 +396,9 @@ def test_pokes_panel_properties_operators_and_unregister(bpy, tmp_path):
     assert ui.IMAGEDYN_PT_pokes.poll(bpy.context) and pokes.plane_for(bpy.context) == obj
     addon.unregister()
     try:
-        assert pokes.on_depsgraph_update not in bpy.app.handlers.depsgraph_update_post
-        assert not bpy.app.timers.is_registered(pokes._check_timer)
+        assert live.on_depsgraph_update not in bpy.app.handlers.depsgraph_update_post
+        assert not bpy.app.timers.is_registered(live._check_timer)
         assert not hasattr(bpy.types.Object, "imagedyn_poke")
     finally:
         addon.register()
-    assert pokes.on_depsgraph_update in bpy.app.handlers.depsgraph_update_post
+    assert live.on_depsgraph_update in bpy.app.handlers.depsgraph_update_post

@@ -5,7 +5,6 @@ Call it from a worker thread, never from Blender's main thread: :meth:`BackendCl
 """
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import time
@@ -115,13 +114,10 @@ class BackendClient:
                     raise JobCancelled() from None
 
     def submit_predict(self, image: bytes, params: protocol.PredictParams | None = None,
-                       model: str | None = None, **retry) -> JobStatus:
-        """A predict job for the photo's file bytes (``retry``: see :meth:`submit`)."""
-        body = {"image": base64.b64encode(image).decode("ascii"),
-                "params": (params or protocol.PredictParams()).to_dict()}
-        if model:
-            body["model"] = model
-        return self.submit("predict", body, **retry)
+                       model: str | None = None, moves: bytes | None = None, **retry) -> JobStatus:
+        """A predict job for the photo's file bytes, with the motion brush's hint ``moves`` (PNG bytes) when given
+        (``retry``: see :meth:`submit`)."""
+        return self.submit("predict", protocol.predict_body(image, params, model, moves), **retry)
 
     def status(self, job_id: str) -> JobStatus:
         return JobStatus.from_json(self._json("GET", f"{protocol.API_PREFIX}/jobs/{job_id}"))

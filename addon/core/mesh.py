@@ -118,14 +118,18 @@ def pixels_to_object(dx: np.ndarray, dy: np.ndarray, eu, ev, map_width: int, map
     return du[..., None] * eu + dv[..., None] * ev
 
 
-def modal_offsets(coeffs: np.ndarray, uv: np.ndarray, eu, ev) -> np.ndarray:
+def modal_offsets(coeffs: np.ndarray, uv: np.ndarray, eu, ev, factors: np.ndarray | None = None) -> np.ndarray:
     """Object-space offsets of the modal shape keys, (K, 2, N, 3) float32: [:, 0] = Re A_k, [:, 1] = Im A_k.
 
     ``coeffs`` (K, 4, H, W) = [Re x, Im x, Re y, Im y] in map pixels, sampled bilinearly at the vertex UVs.
+    ``factors`` (N, 2), optional, scale each vertex's motion along eu and along ev (Pin Edges, ``core.edges``).
     """
     k, _, h, w = coeffs.shape
     x, y = uv_to_pixels(uv, w, h)
     s = spectral.sample_bilinear(coeffs, x, y)  # (K, 4, N)
+    if factors is not None:
+        s[:, 0:2] *= factors[:, 0]
+        s[:, 2:4] *= factors[:, 1]
     re = pixels_to_object(s[:, 0], s[:, 2], eu, ev, w, h)  # (K, N, 3)
     im = pixels_to_object(s[:, 1], s[:, 3], eu, ev, w, h)
     return np.stack([re, im], axis=1).astype(np.float32)

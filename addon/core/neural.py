@@ -13,6 +13,8 @@ import re
 
 import numpy as np
 
+from .hint import fill_from_neighbours
+
 FRAME_PREFIX = "frame_"
 FRAME_RE = re.compile(r"^frame_(\d{4,})\.(png|exr)$")
 FORMATS = ("png", "exr")
@@ -49,24 +51,8 @@ def anchor_mask(uv: np.ndarray, weights: np.ndarray, max_side: int = 1024) -> np
     np.add.at(total, (row, col), np.clip(weights, 0.0, 1.0))
     np.add.at(count, (row, col), 1.0)
     known = count > 0
-    mask = np.where(known, total / np.maximum(count, 1.0), 0.0)
-    while not known.all():
-        pad_v = np.pad(np.where(known, mask, 0.0), 1)
-        pad_k = np.pad(known.astype(np.float64), 1)
-        sum_v = sum(pad_v[1 + dy:1 + dy + gh, 1 + dx:1 + dx + gw] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
-        sum_k = sum(pad_k[1 + dy:1 + dy + gh, 1 + dx:1 + dx + gw] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
-        grow = ~known & (sum_k > 0)
-        mask[grow] = sum_v[grow] / sum_k[grow]
-        known = known | grow
+    mask = fill_from_neighbours(np.where(known, total / np.maximum(count, 1.0), 0.0), known)
     return mask.astype(np.float32)
-
-
-def mask_png(mask: np.ndarray) -> bytes:
-    """Motion mask (h, w) in [0, 1] -> greyscale-as-RGB 8-bit PNG bytes (white = 1)."""
-    from .png import encode_png
-
-    grey = np.clip(np.rint(np.asarray(mask, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
-    return encode_png(np.repeat(grey[..., None], 3, axis=2))
 
 
 def frame_size(photo_width: int, photo_height: int, long_side: int) -> tuple:
@@ -84,7 +70,7 @@ def frame_filename(frame: int, fmt: str = "png") -> str:
 
 def render_body(image: bytes, volume: bytes, frames, modal: np.ndarray, fmt: str = "png", size=None,
                 renderer: str | None = None, motion_mask: bytes | None = None) -> dict:
-    """JSON body of ``POST /v1/jobs/render`` (``motion_mask``: PNG bytes from :func:`mask_png`)."""
+    """JSON body of ``POST /v1/jobs/render`` (``motion_mask``: PNG bytes from ``png.encode_mask``)."""
     frames = [int(f) for f in frames]
     modal = np.asarray(modal, dtype=np.float64)
     if modal.shape[0] != len(frames) or modal.ndim != 3 or modal.shape[2] != 2:

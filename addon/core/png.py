@@ -1,4 +1,5 @@
-"""Blender image pixels → 8-bit sRGB PNG bytes (numpy + zlib; Blender ships no image library for Python).
+"""Blender image pixels → 8-bit sRGB PNG bytes, and masks → greyscale PNG (numpy + zlib; Blender ships no image
+library for Python).
 
 Used for photos that are not a readable file: generated, painted/unsaved, or in a format the backend does not
 read (EXR, HDR). Runs on the worker thread (compression of a large photo takes a moment).
@@ -39,18 +40,30 @@ def _chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
 
-def encode_png(rgb: np.ndarray, level: int = 6) -> bytes:
-    """(H, W, 3) uint8 → PNG bytes (8-bit RGB, "Up" filter on every row)."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
-        raise ValueError(f"encode_png needs an (H, W, 3) uint8 array, got {rgb.shape}")
-    h, w = rgb.shape[:2]
-    rows = rgb.reshape(h, w * 3)
+def encode_png(pixels: np.ndarray, level: int = 6) -> bytes:
+    """(H, W, 3) uint8 RGB or (H, W) uint8 greyscale -> PNG bytes (8-bit, "Up" filter on every row)."""
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    if pixels.ndim == 2:
+        channels, colour_type = 1, 0
+    elif pixels.ndim == 3 and pixels.shape[2] == 3:
+        channels, colour_type = 3, 2
+    else:
+        raise ValueError(f"encode_png needs an (H, W, 3) or (H, W) uint8 array, got {pixels.shape}")
+    if min(pixels.shape[:2]) < 1:
+        raise ValueError(f"encode_png needs at least one pixel, got {pixels.shape}")
+    h, w = pixels.shape[:2]
+    rows = pixels.reshape(h, w * channels)
     up = rows.copy()
     up[1:] -= rows[:-1]  # uint8 arithmetic wraps modulo 256, as the PNG "Up" filter needs
-    raw = np.empty((h, 1 + w * 3), dtype=np.uint8)
+    raw = np.empty((h, 1 + w * channels), dtype=np.uint8)
     raw[:, 0] = 2
     raw[:, 1:] = up
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
             + _chunk(b"IEND", b""))
+
+
+def encode_mask(mask: np.ndarray) -> bytes:
+    """A mask (h, w) in [0, 1] -> 8-bit greyscale PNG bytes (white = 1, row 0 = top)."""
+    grey = np.clip(np.rint(np.asarray(mask, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    return encode_png(grey)

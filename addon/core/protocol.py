@@ -6,6 +6,7 @@ built here; operators show ``BackendError.message`` as it is.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import ipaddress
 import json
@@ -150,6 +151,34 @@ class PredictParams:
         p = cls(**d)
         p.validate()
         return p
+
+
+def predict_body(image: bytes, params: PredictParams | None = None, model: str | None = None,
+                 moves: bytes | None = None) -> dict:
+    """JSON body of ``POST /v1/jobs/predict``: the photo's file bytes (base64), the sampling parameters, optionally
+    a model id and the motion brush's hint ``moves`` (PNG bytes, greyscale, white = moves; sent only when given,
+    so a request without a hint is exactly what older backends accept)."""
+    body = {"image": base64.b64encode(image).decode("ascii"), "params": (params or PredictParams()).to_dict()}
+    if model:
+        body["model"] = model
+    if moves is not None:
+        body["moves"] = base64.b64encode(moves).decode("ascii")
+    return body
+
+
+MOVES_CODES = ("invalid_moves", "too_many_pixels")  # the backend's refusals of a hint (docs/service.md)
+
+
+def moves_refused(exc: BackendError) -> BackendError:
+    """A BackendError from a predict job that carried a hint, said in the brush's terms: the backend's own message
+    when it refused the hint, or "update the backend" when it does not know the field at all."""
+    if exc.code in MOVES_CODES:
+        return BackendError(exc.code, f"The backend refused the motion brush's hint: {exc.message}", exc.status)
+    if exc.code == "invalid_request" and "moves" in exc.message:
+        return BackendError("moves_unsupported", "This backend does not know the motion brush (it is older than the "
+                                                 "add-on): update the backend, or remove the brush group for "
+                                                 f"automatic motion. The backend said: {exc.message}", exc.status)
+    return exc
 
 
 @dataclasses.dataclass(frozen=True)

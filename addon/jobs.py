@@ -1,5 +1,6 @@
-"""The add-on's link to the backend service: settings, a backend process the add-on may start (and stops on exit),
-background jobs on worker threads, and the ``bpy.app.timers`` callback that brings their events to the main thread.
+"""Background jobs of the add-on: what a worker thread needs to reach the backend service (:class:`BackendSettings`,
+read from the preferences by ``prefs.current_settings``), a backend process the add-on may start (and stops on exit),
+jobs on worker threads, and the ``bpy.app.timers`` callback that brings their events to the main thread.
 
 Threads never touch bpy. An operator reads everything a job needs on the main thread, then :func:`start_job` runs
 ``work(emit, cancel_event)`` on a worker thread (HTTP only); ``emit`` and the return value travel through a queue
@@ -22,13 +23,14 @@ import tempfile
 import threading
 import time
 
+import bpy
+
 from .core import protocol
+from .core.client import BackendClient
 from .core.protocol import BackendError, JobCancelled
 
 log = logging.getLogger(__name__)
 
-ENV_URL = "IMAGE_DYNAMICS_BACKEND_URL"  # overrides the preferences' host/port (scripts, render farms, tests)
-ENV_TOKEN = "IMAGE_DYNAMICS_TOKEN"
 POLL_INTERVAL = 0.2  # seconds between two runs of the timer while a job is active
 START_TIMEOUT = 180.0  # seconds a started backend gets to answer (it loads torch and the model)
 
@@ -58,29 +60,6 @@ class BackendSettings:
         if self.python.strip():
             return [self.python.strip(), "-m", "backend.cli"] + tail
         return None
-
-
-def current_settings(context=None) -> BackendSettings:
-    """Settings from the add-on preferences (defaults when registered without the add-on system); the environment
-    variables IMAGE_DYNAMICS_BACKEND_URL / IMAGE_DYNAMICS_TOKEN override URL and token. Main thread only."""
-    import bpy
-
-    from . import prefs as prefs_module
-
-    prefs = prefs_module.get_preferences(context)
-    settings = BackendSettings()
-    if prefs is not None:
-        settings = BackendSettings(
-            url=prefs.backend_url, token=prefs.backend_token, auto_start=prefs.auto_start,
-            python=bpy.path.abspath(prefs.python_executable) if prefs.python_executable else "",
-            command=prefs.backend_command, device=prefs.backend_device, stop_on_exit=prefs.stop_on_exit,
-            model=bpy.path.abspath(prefs.backend_model) if prefs.backend_model else "")
-    overrides = {}
-    if os.environ.get(ENV_URL):
-        overrides["url"] = os.environ[ENV_URL]
-    if os.environ.get(ENV_TOKEN):
-        overrides["token"] = os.environ[ENV_TOKEN]
-    return dataclasses.replace(settings, **overrides) if overrides else settings
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -199,8 +178,6 @@ def ensure_backend(client, settings: BackendSettings, cancel_event: threading.Ev
 @contextlib.contextmanager
 def connected(settings: BackendSettings, emit, cancel_event: threading.Event):
     """Worker thread: a BackendClient to a backend that answers (started first when the settings allow)."""
-    from .core.client import BackendClient
-
     with BackendClient(settings.url, settings.token or None) as client:
         emit("Connecting to the backend", 0.0)
         ensure_backend(client, settings, cancel_event, lambda text: emit(text, 0.0))
@@ -354,6 +331,17 @@ def _finish(job: TrackedJob, state: str, message: str) -> None:
         _popup(f"{job.label} '{job.key}' failed", message)
 
 
+def push_undo(message: str) -> None:
+    """An undo step for a job's result applied by ``on_result``: it runs from the timer, outside any operator, so
+    Blender pushes none itself. Skipped in background mode (scripts, render farms: no one undoes there)."""
+    if bpy.app.background:
+        return
+    try:
+        bpy.ops.ed.undo_push(message=message)
+    except RuntimeError as exc:
+        log.debug("no undo step: %s", exc)
+
+
 def wait_idle(timeout: float) -> bool:
     """Run :func:`process_events` until no job is active (scripts and tests: there is no event loop in
     background mode). Returns False on timeout."""
@@ -367,15 +355,11 @@ def wait_idle(timeout: float) -> bool:
 
 
 def _ensure_timer() -> None:
-    import bpy
-
     if not bpy.app.timers.is_registered(process_events):
         bpy.app.timers.register(process_events, first_interval=POLL_INTERVAL, persistent=True)
 
 
 def _tag_redraw() -> None:
-    import bpy
-
     wm = getattr(bpy.context, "window_manager", None)
     for window in getattr(wm, "windows", []):
         for area in window.screen.areas:
@@ -385,8 +369,6 @@ def _tag_redraw() -> None:
 
 def _popup(title: str, message: str) -> None:
     """Show an error popup in the first window (interactive Blender only)."""
-    import bpy
-
     if bpy.app.background:
         return
     wm = bpy.context.window_manager
@@ -422,8 +404,6 @@ def _cancel_all_on_load(*_args) -> None:
 
 
 def register() -> None:
-    import bpy
-
     atexit.register(_stop_at_exit)
     bpy.app.handlers.persistent(_cancel_all_on_load)  # survives loading another .blend
     if _cancel_all_on_load not in bpy.app.handlers.load_pre:
@@ -432,8 +412,6 @@ def register() -> None:
 
 def unregister() -> None:
     """Cancel every job, remove the timer and the handlers, stop a backend the add-on started."""
-    import bpy
-
     for job in list(_jobs.values()):
         job.cancel_event.set()
     _jobs.clear()
