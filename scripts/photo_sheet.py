@@ -20,18 +20,9 @@ import numpy as np
 from backend.motion.commands import PHOTO_EXTENSIONS, read_photo
 from backend.motion.predictor import PredictParams, load_predictor
 from backend.preview import warp_frames
+from frame_strip import label  # a sibling script
 
 WIDTH = 256
-
-
-def label(tile: np.ndarray, text: str) -> np.ndarray:
-    from PIL import Image, ImageDraw
-
-    img = Image.fromarray(tile)
-    draw = ImageDraw.Draw(img)
-    draw.rectangle([0, 0, 6 * len(text) + 6, 12], fill=(0, 0, 0))
-    draw.text((3, 0), text, fill=(255, 255, 255))
-    return np.asarray(img)
 
 
 def heat(amp: np.ndarray) -> np.ndarray:

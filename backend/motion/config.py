@@ -51,6 +51,16 @@ class DiffusionConfig:
     rescale_betas_zero_snr: bool = False      # v2: True (zero terminal SNR: samples do not regress to the mean)
 
 
+def _check_unet(latent_size: tuple, unet) -> None:
+    """The U-Net's levels must halve the latent grid evenly and name attention per level."""
+    w, h = latent_size
+    u = 2 ** (len(unet.channels) - 1)
+    if w % u or h % u:
+        raise ValueError(f"latent {w}x{h} is not divisible by the U-Net's factor {u}: use fewer U-Net levels")
+    if len(unet.attention) != len(unet.channels):
+        raise ValueError("unet.attention needs one entry per unet.channels entry")
+
+
 @dataclass(frozen=True)
 class MotionConfig:
     name: str = "gid-motion"
@@ -80,12 +90,7 @@ class MotionConfig:
         if 4 * 2 ** (len(self.encoder.channels) - 1) != f:
             raise ValueError(f"the image encoder downsamples {4 * 2 ** (len(self.encoder.channels) - 1)}x but the "
                              f"VAE {f}x: they must match")
-        w, h = self.latent_size
-        u = 2 ** (len(self.unet.channels) - 1)
-        if w % u or h % u:
-            raise ValueError(f"latent {w}x{h} is not divisible by the U-Net's factor {u}: use fewer U-Net levels")
-        if len(self.unet.attention) != len(self.unet.channels):
-            raise ValueError("unet.attention needs one entry per unet.channels entry")
+        _check_unet(self.latent_size, self.unet)
         if not 0.0 <= self.cond_drop < 1.0:
             raise ValueError("cond_drop must be in [0, 1)")
 
@@ -156,12 +161,7 @@ class MotionV2Config:
             raise ValueError(f"architecture must be 'v2', got {self.architecture!r}")
         if self.width % 32 or self.height % 32:
             raise ValueError(f"map size {self.width}x{self.height} must be divisible by 32 (the trunk's stride)")
-        w, h = self.latent_size
-        u = 2 ** (len(self.unet.channels) - 1)
-        if w % u or h % u:
-            raise ValueError(f"latent {w}x{h} is not divisible by the U-Net's factor {u}: use fewer U-Net levels")
-        if len(self.unet.attention) != len(self.unet.channels):
-            raise ValueError("unet.attention needs one entry per unet.channels entry")
+        _check_unet(self.latent_size, self.unet)
         if not (0.0 <= self.cond_drop < 1.0 and 0.0 <= self.hint_drop <= 1.0):
             raise ValueError("cond_drop must be in [0, 1) and hint_drop in [0, 1]")
         if self.k < 2:

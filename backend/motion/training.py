@@ -176,13 +176,145 @@ def dataset_key(dataset) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ the trainer
-class Trainer:
+class TrainerBase:
+    """What every motion-model trainer shares: resume from ``state.pt``, deterministic batches per (seed, step,
+    process), EMA weights, validation on fixed batches, the loop with its log and progress bar, saving. A subclass
+    sets ``opts`` (steps, val_every, val_batches, seed, max_minutes), ``acc``, ``dir``, ``model``, ``trainable``,
+    ``ema``, ``optim``, ``config_class`` and ``stage`` and implements ``_loss(step, val, salt) -> (loss, parts)``."""
+
+    config_class = MotionConfig
+    stage = ""
+    step, best_val = 0, math.inf
+
+    @property
+    def state_path(self):
+        return os.path.join(self.dir, "state.pt")
+
+    def _resume(self):
+        if not os.path.isfile(self.state_path):
+            return
+        try:
+            st = torch.load(self.state_path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot resume from {self.state_path} ({exc}): delete it to start over") from None
+        saved = self.config_class.from_dict(st["config"])
+        diff = config_differences(saved, self.model.config)
+        if diff:
+            raise CheckpointError(f"{self.state_path} belongs to a run with another config ({'; '.join(diff[:6])}):"
+                                  f" use another --out or delete the file to start over")
+        self.model.load_state_dict(st["model"])
+        self.ema.load_state_dict(st["ema"])
+        self.optim.load_state_dict(st["optim"])
+        self.step, self.best_val = int(st["step"]), float(st["best_val"])
+        log.info("resumed %s at step %d", self.state_path, self.step)
+
+    def _save_state(self):
+        if not self.acc.is_main_process:
+            return
+        raw = self.acc.unwrap_model(self.model)
+        st = {"config": raw.config.to_dict(), "model": raw.state_dict(), "ema": self.ema.state_dict(),
+              "optim": self.optim.state_dict(), "step": self.step, "best_val": self.best_val}
+        with atomic_path(self.state_path) as tmp:
+            torch.save(st, tmp)
+
+    def _before_save(self, raw) -> None:
+        """Hook: statistics to compute with the EMA weights in place before ``model.pt`` is written."""
+
+    def save_model(self, metrics: dict, half: bool = False, path: Optional[str] = None) -> str:
+        """EMA weights -> ``model.pt`` (what the next stage and the predictor load)."""
+        raw = self.acc.unwrap_model(self.model)
+        self.ema.swap()
+        try:
+            self._before_save(raw)
+            path = path or os.path.join(self.dir, "model.pt")
+            if self.acc.is_main_process:
+                save_checkpoint(path, raw, half=half, extra={"stage": self.stage, "step": self.step,
+                                                             **self._extra(), **metrics})
+        finally:
+            self.ema.swap()
+        return path
+
+    def _extra(self) -> dict:
+        return {}
+
+    def _rng(self, step: int, salt: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.opts.seed, step, self.acc.process_index, salt])
+
+    def _has_val(self) -> bool:
+        return True
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Mean loss (``val``) and its parts over fixed validation batches (the same every time), EMA weights."""
+        if not self._has_val():
+            return {"val": float("nan")}
+        self.model.eval()
+        self.ema.swap()
+        try:
+            runs = [self._loss(10 ** 9 + i, val=True) for i in range(self.opts.val_batches)]
+        finally:
+            self.ema.swap()
+            self.model.train()
+        out = {f"val_{k}": float(np.mean([p[k] for _, p in runs])) for k in runs[0][1]}
+        out["val"] = float(np.mean([loss.item() for loss, _ in runs]))
+        return out
+
+    def fit(self) -> dict:
+        from tqdm import tqdm
+
+        o = self.opts
+        logf = open(os.path.join(self.dir, "log.jsonl"), "a") if self.acc.is_main_process else None
+        t_start = time.perf_counter()
+        self.model.train()
+        bar = tqdm(total=o.steps, initial=self.step, desc=f"train {self.stage}", unit="step",
+                   disable=not (self.progress and self.acc.is_main_process))
+        val = float("nan")
+        stopped_early = False
+        try:
+            while self.step < o.steps:
+                loss, parts = self._loss(self.step)
+                self.optim.zero_grad(set_to_none=True)
+                self.acc.backward(loss)
+                self.acc.clip_grad_norm_(self.trainable, 1.0)
+                self.optim.step()
+                self.ema.update()
+                self.step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{val:.4f}")
+                record = {"step": self.step, "loss": loss.item(), **parts,
+                          "seconds": round(time.perf_counter() - t_start, 1)}
+                if self.step % o.val_every == 0 or self.step == o.steps:
+                    record.update(self.validate())
+                    val = record["val"]
+                    self.best_val = min(self.best_val, val) if not math.isnan(val) else self.best_val
+                    self._save_state()
+                    self.save_model({"val_loss": val})
+                if logf:
+                    logf.write(json.dumps(record) + "\n")
+                    logf.flush()
+                if o.max_minutes and time.perf_counter() - t_start > 60 * o.max_minutes:
+                    stopped_early = True
+                    break
+        except KeyboardInterrupt:
+            stopped_early = True
+            log.warning("interrupted at step %d: saving, run the same command again to resume", self.step)
+        finally:
+            bar.close()
+            if logf:
+                logf.close()
+        self._save_state()
+        path = self.save_model({"val_loss": val})
+        return {"stage": self.stage, "step": self.step, "val_loss": val, "model": path,
+                "seconds": time.perf_counter() - t_start, "complete": not stopped_early and self.step >= o.steps}
+
+
+class Trainer(TrainerBase):
     def __init__(self, opts: TrainOptions, config: MotionConfig, train_set, val_set, scales, *, accelerator=None,
                  progress: bool = True):
         opts.validate()
         from accelerate import Accelerator
 
-        self.opts, self.progress = opts, progress
+        self.opts, self.progress, self.stage = opts, progress, opts.stage
         self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
         self.dir = os.path.join(opts.out, opts.stage)
         os.makedirs(self.dir, exist_ok=True)
@@ -248,51 +380,9 @@ class Trainer:
                 params.append(p)
         return params
 
-    # -- resume
-    @property
-    def state_path(self):
-        return os.path.join(self.dir, "state.pt")
-
-    def _resume(self):
-        if not os.path.isfile(self.state_path):
-            return
-        try:
-            st = torch.load(self.state_path, map_location="cpu", weights_only=True)
-        except (RuntimeError, EOFError, OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot resume from {self.state_path} ({exc}): delete it to start over") from None
-        saved = MotionConfig.from_dict(st["config"])
-        diff = config_differences(saved, self.model.config)
-        if diff:
-            raise CheckpointError(f"{self.state_path} belongs to a run with another config ({'; '.join(diff[:6])}):"
-                                  f" use another --out or delete the file to start over")
-        self.model.load_state_dict(st["model"])
-        self.ema.load_state_dict(st["ema"])
-        self.optim.load_state_dict(st["optim"])
-        self.step, self.best_val = int(st["step"]), float(st["best_val"])
-        log.info("resumed %s at step %d", self.state_path, self.step)
-
-    def _save_state(self):
-        if not self.acc.is_main_process:
-            return
-        raw = self.acc.unwrap_model(self.model)
-        st = {"config": raw.config.to_dict(), "model": raw.state_dict(), "ema": self.ema.state_dict(),
-              "optim": self.optim.state_dict(), "step": self.step, "best_val": self.best_val}
-        with atomic_path(self.state_path) as tmp:
-            torch.save(st, tmp)
-
-    def save_model(self, metrics: dict, half: bool = False, path: Optional[str] = None) -> str:
-        """EMA weights -> ``model.pt`` (what the next stage and the predictor load)."""
-        raw = self.acc.unwrap_model(self.model)
-        self.ema.swap()
-        try:
-            if self.opts.stage == "vae":
-                self._latent_statistics(raw)
-            path = path or os.path.join(self.dir, "model.pt")
-            if self.acc.is_main_process:
-                save_checkpoint(path, raw, half=half, extra={"stage": self.opts.stage, "step": self.step, **metrics})
-        finally:
-            self.ema.swap()
-        return path
+    def _before_save(self, raw) -> None:
+        if self.opts.stage == "vae":
+            self._latent_statistics(raw)
 
     @torch.no_grad()
     def _latent_statistics(self, raw: MotionModel, n: int = 32):
@@ -306,9 +396,6 @@ class Trainer:
         raw.latent_std.copy_(lat.std(dim=(0, 3, 4)).clamp_min(1e-3))
 
     # -- batches (deterministic per step)
-    def _rng(self, step: int, salt: int = 0) -> np.random.Generator:
-        return np.random.default_rng([self.opts.seed, step, self.acc.process_index, salt])
-
     def _vae_batch(self, dataset, rng) -> torch.Tensor:
         """``batch`` random (frequency, crop) slices, PER_WINDOW per loaded window; most crops show motion."""
         k, crop = self.config.k, self.opts.crop
@@ -372,65 +459,6 @@ class Trainer:
         loss = self._diffusion_loss(self._diffusion_batch(cache, dataset, rng))
         return loss, {}
 
-    @torch.no_grad()
-    def validate(self) -> float:
-        """Mean loss over fixed validation batches (same batches every time), with EMA weights."""
-        if not len(self.val_set) or (self.opts.stage != "vae" and not len(self.val_latents)):
-            return float("nan")
-        self.model.eval()
-        self.ema.swap()
-        try:
-            vals = [self._loss(10 ** 9 + i, val=True)[0].item() for i in range(self.opts.val_batches)]
-        finally:
-            self.ema.swap()
-            self.model.train()
-        return float(np.mean(vals))
-
-    def fit(self) -> dict:
-        from tqdm import tqdm
-
-        o = self.opts
-        logf = open(os.path.join(self.dir, "log.jsonl"), "a") if self.acc.is_main_process else None
-        t_start = time.perf_counter()
-        self.model.train()
-        bar = tqdm(total=o.steps, initial=self.step, desc=f"train {o.stage}", unit="step",
-                   disable=not (self.progress and self.acc.is_main_process))
-        val = float("nan")
-        stopped_early = False
-        try:
-            while self.step < o.steps:
-                loss, parts = self._loss(self.step)
-                self.optim.zero_grad(set_to_none=True)
-                self.acc.backward(loss)
-                self.acc.clip_grad_norm_(self.trainable, 1.0)
-                self.optim.step()
-                self.ema.update()
-                self.step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{val:.4f}")
-                record = {"step": self.step, "loss": loss.item(), **parts,
-                          "seconds": round(time.perf_counter() - t_start, 1)}
-                if self.step % o.val_every == 0 or self.step == o.steps:
-                    val = self.validate()
-                    record["val"] = val
-                    self.best_val = min(self.best_val, val) if not math.isnan(val) else self.best_val
-                    self._save_state()
-                    self.save_model({"val_loss": val})
-                if logf:
-                    logf.write(json.dumps(record) + "\n")
-                    logf.flush()
-                if o.max_minutes and time.perf_counter() - t_start > 60 * o.max_minutes:
-                    stopped_early = True
-                    break
-        except KeyboardInterrupt:
-            stopped_early = True
-            log.warning("interrupted at step %d: saving, run the same command again to resume", self.step)
-        finally:
-            bar.close()
-            if logf:
-                logf.close()
-        self._save_state()
-        path = self.save_model({"val_loss": val})
-        return {"stage": o.stage, "step": self.step, "val_loss": val, "model": path,
-                "seconds": time.perf_counter() - t_start, "complete": not stopped_early and self.step >= o.steps}
+    def _has_val(self) -> bool:
+        return bool(len(self.val_set)) and (self.opts.stage == "vae" or bool(len(self.val_latents)))
 

@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import os
-import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -29,11 +28,11 @@ from addon.core.files import atomic_path
 from addon.core.spectral import normalization_scales
 from backend.data.shards import write_json
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .config import MotionV2Config, config_differences
 from .models_v2 import MotionModelV2, amplitude, area, energy_and_shape, training_hint, trunk_features
 from .sampler import make_scheduler
-from .training import EMA, dataset_key
+from .training import EMA, TrainerBase, dataset_key
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
@@ -195,7 +194,10 @@ def shape_statistics(cache: FeatureCache, k: int) -> tuple:
     return std.astype(np.float32), np.clip(kappa, 0.05, 1.0).astype(np.float32)
 
 
-class TrainerV2:
+class TrainerV2(TrainerBase):
+    config_class = MotionV2Config
+    stage = "v2"
+
     def __init__(self, opts: TrainV2Options, config: MotionV2Config, train_set, val_set, *, accelerator=None,
                  progress: bool = True, trunk=None, trunk_key: Optional[str] = None):
         """``trunk``: another trunk than the installed pretrained one (tests), named by ``trunk_key`` in the
@@ -250,53 +252,10 @@ class TrainerV2:
             raise CheckpointError(f"--init {self.opts.init} is not a v2 model of this config ({'; '.join(diff[:6])})")
         return prev.train()
 
-    # ---- resume / save
-    @property
-    def state_path(self) -> str:
-        return os.path.join(self.dir, "state.pt")
-
-    def _resume(self):
-        if not os.path.isfile(self.state_path):
-            return
-        try:
-            st = torch.load(self.state_path, map_location="cpu", weights_only=True)
-        except (RuntimeError, EOFError, OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot resume from {self.state_path} ({exc}): delete it to start over") from None
-        diff = config_differences(MotionV2Config.from_dict(st["config"]), self.model.config)
-        if diff:
-            raise CheckpointError(f"{self.state_path} belongs to a run with another config ({'; '.join(diff[:6])}):"
-                                  f" use another --out or delete the file to start over")
-        self.model.load_state_dict(st["model"])
-        self.ema.load_state_dict(st["ema"])
-        self.optim.load_state_dict(st["optim"])
-        self.step, self.best_val = int(st["step"]), float(st["best_val"])
-        log.info("resumed %s at step %d", self.state_path, self.step)
-
-    def _save_state(self):
-        if not self.acc.is_main_process:
-            return
-        raw = self.acc.unwrap_model(self.model)
-        st = {"config": raw.config.to_dict(), "model": raw.state_dict(), "ema": self.ema.state_dict(),
-              "optim": self.optim.state_dict(), "step": self.step, "best_val": self.best_val}
-        with atomic_path(self.state_path) as tmp:
-            torch.save(st, tmp)
-
-    def save_model(self, metrics: dict, path: Optional[str] = None) -> str:
-        raw = self.acc.unwrap_model(self.model)
-        path = path or os.path.join(self.dir, "model.pt")
-        self.ema.swap()
-        try:
-            if self.acc.is_main_process:
-                save_checkpoint(path, raw, extra={"stage": "v2", "step": self.step,
-                                                  "windows": len(self.train_cache), **metrics})
-        finally:
-            self.ema.swap()
-        return path
+    def _extra(self) -> dict:
+        return {"windows": len(self.train_cache)}
 
     # ---- batches and losses
-    def _rng(self, step: int, salt: int = 0) -> np.random.Generator:
-        return np.random.default_rng([self.opts.seed, step, self.acc.process_index, salt])
-
     def _rows(self, rng, cache: FeatureCache, val: bool) -> np.ndarray:
         b = self.opts.batch
         if val or not len(self.real_rows) or self.opts.real_fraction == 0:
@@ -331,65 +290,5 @@ class TrainerV2:
         loss = l_energy + self.opts.diffusion_weight * l_diff
         return loss, {"energy": l_energy.item(), "diffusion": l_diff.item()}
 
-    @torch.no_grad()
-    def validate(self) -> dict:
-        if not len(self.val_cache):
-            return {"val": float("nan")}
-        self.model.eval()
-        self.ema.swap()
-        try:
-            parts = [self._loss(10 ** 9 + i, val=True)[1] for i in range(self.opts.val_batches)]
-        finally:
-            self.ema.swap()
-            self.model.train()
-        out = {f"val_{k}": float(np.mean([p[k] for p in parts])) for k in parts[0]}
-        out["val"] = out["val_energy"] + self.opts.diffusion_weight * out["val_diffusion"]
-        return out
-
-    def fit(self) -> dict:
-        from tqdm import tqdm
-
-        o = self.opts
-        logf = open(os.path.join(self.dir, "log.jsonl"), "a") if self.acc.is_main_process else None
-        t_start = time.perf_counter()
-        self.model.train()
-        bar = tqdm(total=o.steps, initial=self.step, desc="train v2", unit="step",
-                   disable=not (self.progress and self.acc.is_main_process))
-        val, stopped = {"val": float("nan")}, False
-        try:
-            while self.step < o.steps:
-                loss, parts = self._loss(self.step)
-                self.optim.zero_grad(set_to_none=True)
-                self.acc.backward(loss)
-                self.acc.clip_grad_norm_(self.trainable, 1.0)
-                self.optim.step()
-                self.ema.update()
-                self.step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{val['val']:.4f}")
-                record = {"step": self.step, "loss": loss.item(), **parts,
-                          "seconds": round(time.perf_counter() - t_start, 1)}
-                if self.step % o.val_every == 0 or self.step == o.steps:
-                    val = self.validate()
-                    record.update(val)
-                    if not math.isnan(val["val"]):
-                        self.best_val = min(self.best_val, val["val"])
-                    self._save_state()
-                    self.save_model({"val_loss": val["val"]})
-                if logf:
-                    logf.write(json.dumps(record) + "\n")
-                    logf.flush()
-                if o.max_minutes and time.perf_counter() - t_start > 60 * o.max_minutes:
-                    stopped = True
-                    break
-        except KeyboardInterrupt:
-            stopped = True
-            log.warning("interrupted at step %d: saving, run the same command again to resume", self.step)
-        finally:
-            bar.close()
-            if logf:
-                logf.close()
-        self._save_state()
-        path = self.save_model({"val_loss": val["val"]})
-        return {"stage": "v2", "step": self.step, "val_loss": val["val"], "model": path,
-                "seconds": time.perf_counter() - t_start, "complete": not stopped and self.step >= o.steps}
+    def _has_val(self) -> bool:
+        return bool(len(self.val_cache))
