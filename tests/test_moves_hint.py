@@ -69,8 +69,11 @@ def test_cli_moves_option(tmp_path, capsys):
     assert vol.provenance["hint"] == 1
 
     (tmp_path / "notimage.png").write_bytes(b"this is not an image")
+    (tmp_path / "empty.png").write_bytes(b"")
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "black.png")
-    for bad, words in [("notimage.png", "not a readable image"), ("black.png", "black everywhere"),
+    Image.new("L", (9000, 8000)).save(tmp_path / "bomb.png")  # 72 MP of black: a small file, a huge decode
+    for bad, words in [("notimage.png", "not a readable image"), ("empty.png", "not a readable image"),
+                       ("black.png", "black everywhere"), ("bomb.png", "at most 64,000,000"),
                        ("missing.png", "does not exist")]:
         target = tmp_path / f"out_{bad}.npz"
         assert cli.main(["predict", str(src), "-o", str(target), "--model", "tiny", "--steps", "2", "--moves",
