@@ -52,6 +52,7 @@ class TrainV2Options:
     real_fraction: float = 0.5      # share of each batch drawn from real windows (when there are any)
     diffusion_weight: float = 1.0
     energy_loss: str = "poisson"    # poisson: the mean amplitude (+ 0.25 x L1 of log); l1log: the median in log
+    level_targets: bool = True      # bring every window's motion level toward the typical one (``level_scale``)
     precision: str = "bf16"         # bf16 autocast (CPU and CUDA) or fp32
     init: Optional[str] = None      # start from this v2 model.pt (fine-tuning); the config must match
     max_minutes: Optional[float] = None
@@ -78,12 +79,14 @@ class FeatureCache:
     ARRAYS = ("photo", "energy", "shape", "amp", "trust4", "trust8") + tuple(_name(k) for k in TRUNK_KEYS)
 
     def __init__(self, folder: str, dataset, config: MotionV2Config, eps: torch.Tensor, key: str,
-                 trunk=None, max_windows: Optional[int] = None, progress: bool = True):
+                 trunk=None, max_windows: Optional[int] = None, progress: bool = True, level: float = 0.0):
         n = len(dataset) if max_windows is None else min(len(dataset), max_windows)
         self.indices = np.linspace(0, len(dataset) - 1, n).round().astype(np.int64) if n else np.zeros(0, np.int64)
         self.folder = folder
         full_key = json.dumps({"key": key, "n": n, "version": CACHE_VERSION, "size": [config.width, config.height],
-                               "k": config.k, "eps": [round(float(e), 8) for e in eps]}, sort_keys=True)
+                               "k": config.k, "eps": [round(float(e), 8) for e in eps],
+                               "level": round(float(level), 6)}, sort_keys=True)
+        self.level = float(level)
         meta = os.path.join(folder, "meta.json")
         if not (os.path.isfile(meta) and json.load(open(meta)).get("key") == full_key):
             self._build(dataset, config, eps, trunk, progress)
@@ -110,6 +113,8 @@ class FeatureCache:
                 photo = torch.as_tensor(s["photo"])[None]
                 coeffs = torch.as_tensor(s["coeffs"])[None]
                 trust = torch.as_tensor(s["trust"])[None, None]
+                if self.level > 0:
+                    coeffs = coeffs * level_scale(coeffs, trust, self.level)
                 for flip in (0, 1):
                     if flip:
                         photo, coeffs, trust = mirror(photo, coeffs, trust)
@@ -146,6 +151,43 @@ class FeatureCache:
             t = torch.from_numpy(v.astype(np.float32))
             out[a] = (t.permute(0, 3, 1, 2) / 255.0 if a == "photo" else t).to(device)
         return out
+
+
+LEVEL_QUANTILE = 90.0  # a window's motion level: this percentile of its trusted pixels' amplitude
+LEVEL_RANGE = (0.25, 4.0)  # how far a window's level is moved toward the typical level
+
+
+def motion_level(coeffs: torch.Tensor, trust: torch.Tensor) -> float:
+    """How strongly a window moves (px): the LEVEL_QUANTILE-th percentile of the amplitude sqrt(sum_k>=1 |c_k|^2)
+    over its trusted pixels (every pixel when fewer than 1% are trusted)."""
+    amp = amplitude(coeffs)[0, 0]
+    mask = trust[0, 0] > 0.5
+    values = amp[mask] if float(mask.float().mean()) >= 0.01 else amp.flatten()
+    return float(torch.quantile(values.float(), LEVEL_QUANTILE / 100.0))
+
+
+def level_scale(coeffs: torch.Tensor, trust: torch.Tensor, typical: float) -> float:
+    """The factor that brings a window's motion level to the typical one (clipped to LEVEL_RANGE; still windows
+    stay as they are). A photo does not show how strong the wind was: trained on level-matched targets, the energy
+    head predicts where and how much relative to the typical level of the training footage, instead of memorising
+    each clip's wind."""
+    level = motion_level(coeffs, trust)
+    if level < 1e-3:
+        return 1.0
+    return float(np.clip(typical / level, *LEVEL_RANGE))
+
+
+def typical_level(dataset, n: int = 200) -> float:
+    """The median motion level of up to ``n`` real windows of ``dataset`` (all windows when it has none)."""
+    parts = getattr(dataset, "datasets", [dataset])  # a ConcatDataset of MotionDatasets, or one
+    sources = [m["source"] for part in parts for m in part.index.samples]
+    idx = [i for i, s in enumerate(sources) if s == "real"] or list(range(len(dataset)))
+    idx = [idx[j] for j in np.linspace(0, len(idx) - 1, min(n, len(idx))).round().astype(int)]
+    levels = []
+    for i in idx:
+        s = dataset[int(i)]
+        levels.append(motion_level(torch.as_tensor(s["coeffs"])[None], torch.as_tensor(s["trust"])[None, None]))
+    return float(np.median(levels))
 
 
 def mirror(photo, coeffs, trust):
@@ -224,10 +266,11 @@ class TrainerV2(TrainerBase):
             self.model.eps.copy_(torch.as_tensor(stats["eps"]))
         key = lambda ds: f"{dataset_key(ds)}:{trunk_key or 'custom'}"  # noqa: E731
         cache = os.path.join(self.dir, "cache")
+        self.level = typical_level(train_set) if opts.level_targets else 0.0
         self.train_cache = FeatureCache(os.path.join(cache, "train"), train_set, self.config, self.model.eps,
-                                        key(train_set), trunk, opts.max_windows, progress)
+                                        key(train_set), trunk, opts.max_windows, progress, self.level)
         self.val_cache = FeatureCache(os.path.join(cache, "val"), val_set, self.config, self.model.eps,
-                                      key(val_set), trunk, 64, progress)
+                                      key(val_set), trunk, 64, progress, self.level)
         if not os.path.isfile(self.state_path) and not opts.init:
             std, kappa = shape_statistics(self.train_cache, self.config.k)
             self.model.shape_std.copy_(torch.as_tensor(std))
@@ -253,7 +296,7 @@ class TrainerV2(TrainerBase):
         return prev.train()
 
     def _extra(self) -> dict:
-        return {"windows": len(self.train_cache)}
+        return {"windows": len(self.train_cache), "typical_level_px": round(self.level, 4)}
 
     # ---- batches and losses
     def _rows(self, rng, cache: FeatureCache, val: bool) -> np.ndarray:
