@@ -37,7 +37,8 @@ def write_sample_clip(path: str, scene: Optional[dict] = None, crf: int = CRF,
                       progress: Optional[Callable[[int, int], None]] = None) -> str:
     """Render the sample scene (``SCENE`` updated by ``scene``) and write it to ``path`` as H.264 mp4. The file
     appears complete or not at all (written next to it, then renamed). Returns ``path``."""
-    from backend.data.scenes import SceneConfig, render_scene
+    from backend.data.scene_render import render_scene
+    from backend.data.scenes import SceneConfig
     from backend.video import write_video
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -20,7 +20,8 @@ import time
 import numpy as np
 
 from addon.core.spectral import SpectralVolume
-from backend.data.scenes import KINDS, SceneConfig, render_scene
+from backend.data.scene_render import render_scene
+from backend.data.scenes import KINDS, SceneConfig
 from backend.flow import FlowConfig, compute_trajectories
 from backend.video import write_video
 from backend.video import read_clip

@@ -14,7 +14,8 @@ from addon.core.spectral import normalization_scales, spectral_to_trajectories
 from backend.data.augment import Augment
 from backend.data.build import scene_seed
 from backend.data.dataset import DatasetError, MotionDataset, RenderPairs, assign_splits, load_card, load_stats
-from backend.data.scenes import SceneConfig, build_scene, exact_trajectories, render_clip, render_window
+from backend.data.scene_render import exact_trajectories, render_clip, render_window
+from backend.data.scenes import SceneConfig, build_scene
 from backend.data.stats import update_stats
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -136,7 +136,8 @@ def test_cli_writes_volume_and_reports_errors(tmp_path, capsys):
 def test_extract_recovers_synthetic_flowers_motion():
     """The acceptance measure, fast: DIS recovers a procedural scene's exact motion to sub-pixel accuracy (the
     README's flowers row: 0.52 px)."""
-    from backend.data.scenes import SceneConfig, render_scene
+    from backend.data.scene_render import render_scene
+    from backend.data.scenes import SceneConfig
 
     clip = render_scene(SceneConfig(kind="flowers", seed=0, exact=False))
     vol, traj = volume_from_frames(clip.frames, clip.fps, k=16)
@@ -155,7 +156,8 @@ def test_extract_recovers_synthetic_flowers_motion():
 @pytest.mark.slow
 @pytest.mark.parametrize("kind,limit", [("meadow", 0.7), ("flowers", 0.55), ("candle", 0.35)])
 def test_extract_through_video_file_on_every_synthetic_kind(tmp_path, kind, limit):
-    from backend.data.scenes import SceneConfig, render_scene
+    from backend.data.scene_render import render_scene
+    from backend.data.scenes import SceneConfig
     from backend.video import write_video
 
     clip = render_scene(SceneConfig(kind=kind, seed=3, exact=False))

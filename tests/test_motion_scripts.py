@@ -88,7 +88,8 @@ def data_v2(tmp_path_factory):
     """64x64 (the tiny v2 map): 10 procedural scenes and one real-format clip held out as split 'test'."""
     import cv2
 
-    from backend.data.scenes import SceneConfig, build_scene, render_clip
+    from backend.data.scene_render import render_clip
+    from backend.data.scenes import SceneConfig, build_scene
 
     base = tmp_path_factory.mktemp("motion_v2")
     clips = base / "clips"

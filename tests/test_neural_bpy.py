@@ -86,7 +86,8 @@ def _plane(bpy, tmp_path, size=(W, H)):
 
     obj = make_baked_plane(tmp_path, _volume(), columns=17, image_size=size)
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
-    return bpy.context.active_object
+    assert bpy.context.active_object == obj
+    return obj
 
 
 def _render(bpy, path) -> np.ndarray:

@@ -17,7 +17,8 @@ def test_clip_motion_reaches_the_blender_plane(tmp_path):
     from addon.core import mesh as core_mesh
     from addon.core.spectral import SpectralVolume, load_npz
     from backend import cli
-    from backend.data.scenes import SceneConfig, render_scene
+    from backend.data.scene_render import render_scene
+    from backend.data.scenes import SceneConfig
     from backend.video import write_video
 
     clip = render_scene(SceneConfig(kind="flowers", seed=2, num_frames=T, exact=False))
@@ -27,7 +28,7 @@ def test_clip_motion_reaches_the_blender_plane(tmp_path):
     volume_path = tmp_path / "flowers.npz"
     assert cli.main(["extract", str(video), "-o", str(volume_path), "--frames", str(T), "--size", f"{w}x{h}",
                      "-q"]) == 0
-    volume = load_npz(volume_path)
+    assert load_npz(volume_path).provenance["extracted_from"] == "flowers.mp4"
     photo = tmp_path / "flowers.png"
     Image.fromarray(clip.frames[0]).save(photo)
 

@@ -12,8 +12,8 @@ from addon.core import spectral
 from backend.data.scene_motion import Timing, sway
 from backend.data.scene_objects import Strip, StripSet
 from backend.data.scene_plants import LAYER_BACKGROUND, LAYER_NEAR, LAYER_TOP
-from backend.data.scenes import (SceneClip, SceneConfig, build_scene, exact_trajectories, render_clip, render_scene,
-                                 render_window)
+from backend.data.scene_render import SceneClip, exact_trajectories, render_clip, render_scene, render_window
+from backend.data.scenes import SceneConfig, build_scene
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMALL = dict(width=128, height=80, num_frames=150, fps=30.0, exact=False)

@@ -12,7 +12,8 @@ import pytest
 
 from backend.data.photo_library import (PACKAGES, ROLES, PhotoLibraryError, dhash, hamming, open_library,
                                         read_index)
-from backend.data.scenes import SceneConfig, build_scene, render_clip, render_window
+from backend.data.scene_render import render_clip, render_window
+from backend.data.scenes import SceneConfig, build_scene
 from photo_helpers import ROLES as MADE_UP, build_photo_library, make_library, picture, write_sources
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -8,7 +8,8 @@ import pytest
 from addon.core.spectral import spectral_to_trajectories
 from addon.core.spectral import mean_square_displacement
 from backend.data.scene_motion import Timing, exact_coefficients, sample_times, sway
-from backend.data.scenes import KINDS, SceneConfig, build_scene, exact_trajectories, render_clip, render_window
+from backend.data.scene_render import exact_trajectories, render_clip, render_window
+from backend.data.scenes import KINDS, SceneConfig, build_scene
 from backend.data.windows import extract_window
 from photo_helpers import make_library
 

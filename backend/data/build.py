@@ -122,7 +122,8 @@ def plan_jobs(cfg: BuildConfig, clip_frames: dict) -> list:
 
 
 def _synthetic_job(job, cfg: BuildConfig, tick: Callable) -> dict:
-    from .scenes import SceneConfig, build_scene, render_window
+    from .scene_render import render_window
+    from .scenes import SceneConfig, build_scene
 
     photos, coeffs, trust, samples = [], [], [], []
     r = {"i0": [], "it": [], "flow": [], "weight": []}
@@ -241,7 +242,8 @@ def _negative_job(job, cfg: BuildConfig, tick: Callable) -> dict:
     """Synthetic clips that check the real-clip rules: camera shake over a swaying scene (the shake must be removed
     and the window kept) and a still scene with sensor noise (must be rejected as static). Nothing is stored; the
     verdict goes into the card."""
-    from .scenes import SceneConfig, build_scene, render_clip
+    from .scene_render import render_clip
+    from .scenes import SceneConfig, build_scene
     from .windows import extract_window
 
     seed = scene_seed(cfg.seed + 7919, job["index"] * 2 + (job["negative"] == "static"))

@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import cv2
 import numpy as np
 
-from . import scene_plants as P
-from .scene_cloth import Cloth, ClothSet
 from addon.core.spectral import mean_square_displacement
 
+from . import scene_plants as P
+from .scene_cloth import Cloth, ClothSet
 from .scene_motion import exact_coefficients, sample_times
 from .scene_objects import Sprite, SpriteSet, Strip, StripSet, Textures, composite
-
-if TYPE_CHECKING:
-    from .scenes import Scene, SceneConfig
+from .scenes import Scene, SceneConfig, build_scene
 
 log = logging.getLogger(__name__)
 _THICK_PX = 4.0  # strips wider than this are drawn as their own set (keeps the raster spans short)
@@ -175,7 +173,6 @@ def render_scene(scene: Union["Scene", "SceneConfig"],
     """All ``num_frames`` frames of a scene (or of the scene a config builds) with the exact trajectories of frame
     0's pixels, their visibility per frame and the layer and object under each pixel. ``progress(done, total)`` is
     called after each frame."""
-    from .scenes import SceneConfig, build_scene
 
     if isinstance(scene, SceneConfig):
         scene = build_scene(scene)

@@ -1,7 +1,7 @@
 """The procedural scene generator: plants, candles and cloth on varied backgrounds, with exact per-pixel motion.
 
-A scene is designed once (:func:`build_scene`) from a :class:`SceneConfig` and then rendered
-(``scene_render``, re-exported here): :func:`render_window` gives a training sample (photo, exact spectral volume,
+A scene is designed here once (:func:`build_scene`) from a :class:`SceneConfig` and then rendered by
+``scene_render``: :func:`render_window` gives a training sample (photo, exact spectral volume,
 render pairs), :func:`render_scene` a whole clip with per-frame ground truth (trajectories, visibility, layer and
 object ids) for judging motion extraction, :func:`render_clip` frames only (with camera shake for the rejection
 rules). The modules: ``scene_objects`` (strips, sprites: closed-form deformation, raster, shading), ``scene_cloth``,
@@ -34,8 +34,6 @@ from .scene_motion import Timing
 from .photo_library import open_library
 from .scene_objects import STATIC, Sprite, Strip, Textures, noise_tile
 from .scene_photos import dress
-from .scene_render import (ObjectInfo, SceneClip, Window, exact_trajectories, render_clip, render_scene,  # noqa: F401
-                           render_window)
 
 log = logging.getLogger(__name__)
 

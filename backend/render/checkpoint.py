@@ -19,7 +19,8 @@ import torch
 
 from addon.core.files import atomic_path, file_digest
 
-from .config import RendererConfig, build_renderer
+from .config import RendererConfig
+from .networks import build_renderer
 
 log = logging.getLogger(__name__)
 

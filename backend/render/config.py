@@ -76,15 +76,3 @@ class RendererConfig:
             raise ValueError(f"renderer config has unknown fields {unknown}: the checkpoint was written by another "
                              "version of image-dynamics")
         return cls(**data)
-
-
-def build_renderer(config: RendererConfig):
-    """The network for ``config`` (random init; load weights with :func:`backend.render.checkpoint.load`)."""
-    config.validate()
-    if config.kind == "pyramid":
-        from .model import PyramidRenderer
-
-        return PyramidRenderer(config)
-    from .baseline import BaselineSplatRenderer
-
-    return BaselineSplatRenderer(config)

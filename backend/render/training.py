@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from . import checkpoint
-from .config import RendererConfig, build_renderer
+from .config import RendererConfig
+from .networks import build_renderer
 from .losses import LossWeights, psnr, render_loss
 
 log = logging.getLogger(__name__)

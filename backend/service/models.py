@@ -61,7 +61,8 @@ def default_renderer_loader(source: str, device: str) -> tuple:
 
     from backend.device import resolve_device
     from backend.render import checkpoint
-    from backend.render.config import RendererConfig, build_renderer
+    from backend.render.config import RendererConfig
+    from backend.render.networks import build_renderer
 
     dev = resolve_device(device)
     if source == TINY:
