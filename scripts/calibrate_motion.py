@@ -66,6 +66,10 @@ def main(argv=None) -> int:
     except (FileNotFoundError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if getattr(model, "architecture", "v1") == "v2":
+        print(f"error: {a.model} is a v2 model: its energy head predicts the amplitude, there are no per-step gains "
+              f"to fit (docs/motion.md)", file=sys.stderr)
+        return 2
     if not len(train):
         print(f"error: {a.data} has no training windows: build one with scripts/build_dataset.py", file=sys.stderr)
         return 2

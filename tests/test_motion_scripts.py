@@ -121,6 +121,8 @@ def test_v2_train_resume_ship_and_evaluate(data_v2, tmp_path, capsys):
     assert train_motion.main(["--ship", str(out / "model.pt"), "--ship-to", str(shipped)]) == 0
     assert shipped.stat().st_size < os.path.getsize(out / "model.pt")
     capsys.readouterr()
+    assert calibrate_motion.main([str(shipped), "--data", str(data_v2), "-o", str(tmp_path / "c.pt")]) == 2
+    assert "v2 model" in capsys.readouterr().err  # v2 has no gains to fit: refused with a reason
 
     table = tmp_path / "eval.json"
     assert eval_motion.main(["--real", str(data_v2), "--synthetic", str(data_v2), "--model", str(shipped),
