@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from backend.motion.cues import class_cue, cue_volume, texture_cue
-from backend.motion.evaluation import summarise, trusted_metrics, trusted_spectrum, truth_hint
+from backend.motion.evaluation import power_spectrum, summarise, trusted_metrics, truth_hint
 from backend.motion.predictor import PredictParams, load_predictor
 
 COLUMNS = ("spearman", "log_spectrum_error", "amplitude_ratio", "roughness_ratio", "outside_inside")
@@ -62,7 +62,7 @@ def mean_power(ds, n: int = 96) -> np.ndarray:
         s = ds[int(i)]
         c, mask = np.asarray(s["coeffs"], np.float32), np.asarray(s["trust"]) > 0.5
         if mask.any():
-            acc.append(np.concatenate([[0.0], trusted_spectrum(c, mask)]))
+            acc.append(power_spectrum(c, mask))
     return np.mean(acc, axis=0)
 
 

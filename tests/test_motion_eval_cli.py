@@ -7,8 +7,8 @@ from PIL import Image
 
 from addon.core.spectral import load_npz
 from backend.cli import main
-from backend.motion.evaluation import (amplitude_map, log_spectrum_error, spearman, trajectory_epe,
-                                       window_metrics)
+from backend.motion.evaluation import (amplitude_map, log_spectrum_error, roughness, spearman, summarise,
+                                       trusted_metrics, truth_hint)
 
 
 def test_spearman_known_values():
@@ -27,15 +27,34 @@ def _volume(amp_px, k=3, h=8, w=12, region=(slice(2, 6), slice(3, 9))):
 
 def test_metrics_on_known_volumes():
     true = _volume(2.0)
-    assert amplitude_map(true, pool=1)[3, 4] == pytest.approx(2.0) and amplitude_map(true, pool=1)[0, 0] == 0
+    assert amplitude_map(true)[3, 4] == pytest.approx(2.0) and amplitude_map(true)[0, 0] == 0
     assert log_spectrum_error(true, true) == 0.0
     # ten times the amplitude = 100 times the power = 2 decades at k=3, averaged over the 15 bins k >= 1
     assert log_spectrum_error(_volume(20.0), true) == pytest.approx(2.0 / 15, rel=1e-3)
-    assert trajectory_epe(true, true) == 0.0
-    # zero motion against a 2 px cosine sway: mean |2 cos| = 4/pi px on the moving 24 of 96 pixels
-    assert trajectory_epe(np.zeros_like(true), true, stride=1) == pytest.approx(24 / 96 * 4 / np.pi, rel=2e-3)
-    m = window_metrics([np.zeros_like(true), true], true)
-    assert m["best_epe"] == 0.0 and m["spearman"] == pytest.approx(0.5)
+    trust = np.ones(true.shape[-2:], np.float32)
+    m = trusted_metrics(_volume(4.0), true, trust)
+    assert m["amplitude_ratio"] == pytest.approx(2.0) and m["spearman"] == pytest.approx(1.0)
+    assert m["roughness_ratio"] == pytest.approx(1.0)  # twice the motion, the same shape
+    # untrusted pixels do not count: moving only where nothing is trusted scores as if it did not move
+    untrusted = trust.copy()
+    untrusted[2:6, 3:9] = 0.0
+    assert trusted_metrics(_volume(4.0), true, untrusted)["amplitude_ratio"] == pytest.approx(1.0)  # both ~0
+
+
+def test_roughness_tells_speckle_from_objects_and_the_hint_ratio():
+    rng = np.random.default_rng(0)
+    smooth = np.zeros((16, 4, 32, 128), np.float32)
+    smooth[2, 0, :, 80:] = np.linspace(0.5, 1, 48)[None, :]  # the right part sways, more to the right
+    speckle = smooth * rng.choice([-1.0, 1.0], size=smooth.shape[-2:]).astype(np.float32)
+    mask = np.ones((32, 128), bool)
+    assert roughness(smooth, mask) < 0.1 < 1.0 < roughness(speckle, mask)
+    hint = truth_hint(smooth)  # what a person would paint: the moving right part, grown by a 16-px cell
+    assert hint[:, 84:].mean() > 0.9 and hint[:, :40].max() < 0.1
+    m = trusted_metrics(smooth, smooth, np.ones((32, 128), np.float32), hint)
+    assert m["outside_inside"] < 0.3 and m["amplitude_ratio"] == pytest.approx(1.0)
+    s = summarise([{"amplitude_ratio": 4.0, "spearman": 0.2}, {"amplitude_ratio": 0.25, "spearman": 0.4},
+                   {"amplitude_ratio": float("nan"), "spearman": float("nan")}])
+    assert s["amplitude_ratio"] == pytest.approx(1.0) and s["spearman"] == pytest.approx(0.3)  # ratios: geometric
 
 
 def test_predict_and_animate_with_the_tiny_model(tmp_path, capsys):

@@ -1,23 +1,29 @@
 """Quality of predicted motion against held-out truth (DESIGN.md, "Measuring quality without downloadable metric
-networks"): does the model know *what* moves, does its spectrum look like nature's, how close are its trajectories.
+networks"): does the model know *what* moves, does its spectrum look like nature's, is the amount right, is it
+coherent, does it honour a hint. ``scripts/eval_motion.py`` prints them; docs/motion.md defines them.
 
-All metrics take coefficients (K, 4, H, W) in pixels of the same map.
+All metrics take coefficients (K, 4, H, W) in pixels of the same map; real windows are scored on trusted pixels.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from addon.core.spectral import spectral_to_trajectories
-
 EPS_POWER = 1e-4  # px^2: below any visible motion, keeps log power finite for zero motion
+TRUSTED = 0.5  # real windows carry the flow's trust per pixel (backend.flow.flow_trust): metrics count trust > 0.5
 
 
-def amplitude_map(coeffs: np.ndarray, pool: int = 4) -> np.ndarray:
-    """Per-pixel motion amplitude sqrt(sum_{k>=1} |A_k|^2) (x and y), average-pooled by ``pool`` -> (H/pool, W/pool)."""
-    a = np.sqrt((coeffs[1:].astype(np.float64) ** 2).sum(axis=(0, 1)))
+def pooled(a: np.ndarray, pool: int = 4) -> np.ndarray:
+    """Average-pool a map (H, W) by ``pool`` -> (H/pool, W/pool) (a partial last cell is dropped)."""
     h, w = a.shape
     h2, w2 = h // pool, w // pool
     return a[:h2 * pool, :w2 * pool].reshape(h2, pool, w2, pool).mean(axis=(1, 3))
+
+
+def amplitude_map(coeffs: np.ndarray, pool: int = 1) -> np.ndarray:
+    """How far each pixel swings: sqrt(sum_{k>=1} |c_k|^2) (x and y, every frequency), (H, W), average-pooled by
+    ``pool``."""
+    a = np.sqrt((coeffs[1:].astype(np.float64) ** 2).sum(axis=(0, 1)))
+    return a if pool == 1 else pooled(a, pool)
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
@@ -45,62 +51,26 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float((ra * rb).sum() / den) if den > 0 else 0.0
 
 
-def power_spectrum(coeffs: np.ndarray) -> np.ndarray:
-    """Mean power per frequency over the map, (K,): mean_p |A_k,x|^2 + |A_k,y|^2."""
-    return (coeffs.astype(np.float64) ** 2).sum(axis=1).mean(axis=(1, 2))
+def power_spectrum(coeffs: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Mean power per frequency over the map (or the pixels of ``mask``), (K,): mean_p |A_k,x|^2 + |A_k,y|^2."""
+    power = (coeffs.astype(np.float64) ** 2).sum(axis=1)
+    return power.mean(axis=(1, 2)) if mask is None else power[:, mask].mean(axis=1)
 
 
-def log_spectrum_error(pred: np.ndarray, true: np.ndarray) -> float:
-    """Mean over k >= 1 of |log10 P_pred(k) - log10 P_true(k)| (paper Fig. 2's quantity, per window)."""
-    p, t = power_spectrum(pred)[1:] + EPS_POWER, power_spectrum(true)[1:] + EPS_POWER
+def log_spectrum_error(pred: np.ndarray, true: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean over k >= 1 of |log10 P_pred(k) - log10 P_true(k)| (paper Fig. 2's quantity), over ``mask``."""
+    p = power_spectrum(pred, mask)[1:] + EPS_POWER
+    t = power_spectrum(true, mask)[1:] + EPS_POWER
     return float(np.abs(np.log10(p) - np.log10(t)).mean())
 
 
-def trajectory_epe(pred: np.ndarray, true: np.ndarray, num_frames: int = 150, stride: int = 5) -> float:
-    """Mean end-point error (px) between the trajectories of two volumes over every ``stride``-th frame."""
-    tp = spectral_to_trajectories(pred.astype(np.float32), num_frames)[::stride]
-    tt = spectral_to_trajectories(true.astype(np.float32), num_frames)[::stride]
-    return float(np.sqrt(((tp - tt) ** 2).sum(axis=1)).mean())
-
-
-def window_metrics(samples: list, true: np.ndarray, num_frames: int = 150) -> dict:
-    """Metrics of N sampled volumes for one window: (a) and (b) averaged over samples, (c) best of N."""
-    amp_true = amplitude_map(true)
-    return {
-        "spearman": float(np.mean([spearman(amplitude_map(s), amp_true) for s in samples])),
-        "log_spectrum_error": float(np.mean([log_spectrum_error(s, true) for s in samples])),
-        "best_epe": float(min(trajectory_epe(s, true, num_frames) for s in samples)),
-    }
-
-
-# ------------------------------------------------------------------------------------------------ trusted pixels
-# Real windows carry a per-pixel trust of their motion (backend.flow.flow_trust): the metrics below look only at
-# trusted pixels (trust > 0.5), where the flow can be believed. Procedural windows are trusted everywhere.
-TRUSTED = 0.5
-
-
-def amplitude_full(coeffs: np.ndarray) -> np.ndarray:
-    """sqrt(sum_{k>=1} |c_k|^2) per pixel (H, W): how far the pixel swings (x and y, every frequency)."""
-    return np.sqrt((coeffs[1:].astype(np.float64) ** 2).sum(axis=(0, 1)))
-
-
-def pooled(a: np.ndarray, pool: int = 4) -> np.ndarray:
-    h, w = a.shape
-    h2, w2 = h // pool, w // pool
-    return a[:h2 * pool, :w2 * pool].reshape(h2, pool, w2, pool).mean(axis=(1, 3))
-
-
+# ------------------------------------------------------------------------------------------------ one window
 def trusted_spearman(pred: np.ndarray, true: np.ndarray, trust: np.ndarray, pool: int = 4) -> float:
     """Rank correlation of the amplitude maps over trusted 4x4 cells."""
     keep = pooled(trust, pool) > TRUSTED
     if keep.sum() < 3:
         return float("nan")
-    return spearman(pooled(amplitude_full(pred), pool)[keep], pooled(amplitude_full(true), pool)[keep])
-
-
-def trusted_spectrum(coeffs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean power per frequency k >= 1 over the pixels of ``mask`` (K-1,)."""
-    return (coeffs[1:].astype(np.float64) ** 2).sum(axis=1)[:, mask].mean(axis=1)
+    return spearman(amplitude_map(pred, pool)[keep], amplitude_map(true, pool)[keep])
 
 
 def roughness(coeffs: np.ndarray, mask: np.ndarray) -> float:
@@ -120,7 +90,7 @@ def truth_hint(true: np.ndarray, cell: int = 16, share: float = 0.25) -> np.ndar
     amplitude exceeds ``share`` of the 99th percentile of cell amplitudes, grown by one cell, softened."""
     import cv2
 
-    amp = amplitude_full(true)
+    amp = amplitude_map(true)
     h, w = amp.shape
     cells = pooled(amp, cell)
     on = (cells > share * max(np.percentile(cells, 99), 1e-9)).astype(np.float32)
@@ -138,10 +108,9 @@ def trusted_metrics(pred: np.ndarray, true: np.ndarray, trust: np.ndarray, hint:
         mask = mask & (hint > 0.5)
     if mask.sum() < 16:
         mask = trust > TRUSTED
-    a_pred, a_true = amplitude_full(pred), amplitude_full(true)
-    p, t = trusted_spectrum(pred, mask) + EPS_POWER, trusted_spectrum(true, mask) + EPS_POWER
+    a_pred, a_true = amplitude_map(pred), amplitude_map(true)
     out = {"spearman": trusted_spearman(pred, true, trust),
-           "log_spectrum_error": float(np.abs(np.log10(p) - np.log10(t)).mean()),
+           "log_spectrum_error": log_spectrum_error(pred, true, mask),
            "amplitude_ratio": float(max(a_pred[mask].mean(), 1e-6) / max(a_true[mask].mean(), 1e-6)),
            "roughness_ratio": float(roughness(pred, mask) / roughness(true, mask)) if a_pred[mask].mean() > 0
            else float("nan")}
