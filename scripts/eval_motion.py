@@ -2,7 +2,7 @@
 """Evaluate motion models on held-out real clips and held-out procedural scenes, on trusted pixels, against cues.
 
     python scripts/eval_motion.py --real /work/datasets/real_v2 --synthetic /work/datasets/syn_v2 \
-        --model backend/assets/motion_default.pt --v1 backend/assets/motion_v1.pt --json eval.json
+        --model backend/assets/motion_default.pt --json eval.json
 
 Real: the windows of the clips the dataset build held out with --holdout (split "test": no stage trains, validates
 or calibrates on them), at most --max-per-clip per clip, spread over each clip. Procedural: the held-out scene
@@ -28,10 +28,12 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from addon.core.spectral import resample
 from backend.motion.cues import class_cue, cue_volume, texture_cue
 from backend.motion.evaluation import power_spectrum, summarise, trusted_metrics, truth_hint
-from backend.motion.predictor import PredictParams, load_predictor
+from backend.motion.predictor import V1_CHECKPOINT, PredictParams, load_predictor
 
 COLUMNS = ("spearman", "log_spectrum_error", "amplitude_ratio", "roughness_ratio", "outside_inside")
 HEAD = ("Spearman ↑", "log-spec ↓", "amp ratio", "rough ratio", "out/in")
@@ -88,7 +90,15 @@ def evaluate(items: list, models: dict, params: PredictParams, samples: int, pow
             hints = None
             if with_hint:
                 hints = torch.stack([torch.as_tensor(c["hint"])[None] for c in chunk])
+            h, w = photos.shape[-2:]
+            size = pred.map_size  # (W, H): a model of another map size sees the photo at its own size
+            if size != (w, h):
+                photos = F.interpolate(photos, size=(size[1], size[0]), mode="bilinear", align_corners=False)
+                hints = None if hints is None else F.interpolate(hints, size=(size[1], size[0]), mode="bilinear",
+                                                                 align_corners=False)
             out = pred.sample_batch(photos, params, samples, hints=hints)
+            if size != (w, h):  # back to the truth's map, amplitudes scaled with the size
+                out = [[resample(x, w, h) for x in s] for s in out]
             for it, s in zip(chunk, out):
                 ms = [trusted_metrics(x, it["coeffs"], it["trust"], it["hint"] if with_hint else None) for x in s]
                 rows[name].append({k: float(np.mean([m[k] for m in ms])) for k in ms[0]})
@@ -127,7 +137,8 @@ def main(argv=None) -> int:
     p.add_argument("--real-train", help="dataset whose train split gives the mean real spectrum (default --real)")
     p.add_argument("--synthetic", help="procedural dataset; its split 'val' holds the held-out scenes")
     p.add_argument("--model", default=None, help="the model to evaluate (default: the shipped one)")
-    p.add_argument("--v1", help="the v1 checkpoint, for its row")
+    p.add_argument("--v1", default=V1_CHECKPOINT, help="the v1 checkpoint, for its row (default: the shipped "
+                   "backend/assets/motion_v1.pt; 'none' leaves the row out)")
     p.add_argument("--samples", type=int, default=2)
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=1.5)
@@ -149,7 +160,7 @@ def main(argv=None) -> int:
     models = {"model (automatic)": (model, False)}
     if model.architecture == "v2":
         models["model with the truth's hint"] = (model, True)
-    if a.v1:
+    if a.v1 and a.v1.lower() != "none":
         models = {"v1": (load_predictor(a.v1, device="auto"), False), **models}
     params = PredictParams(steps=a.steps, guidance=a.guidance)
     report = {"model": model.model_id, "samples": a.samples, "steps": a.steps, "guidance": a.guidance}

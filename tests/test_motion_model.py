@@ -287,25 +287,47 @@ def test_config_validation_explains_mismatches():
         MotionConfig.from_dict({"colour": 1})
 
 
-def test_shipped_checkpoint_is_small_calibrated_and_moves_the_sample_flower():
+def _sample_flower_ratio(predictor, steps: int) -> dict:
+    """Mean motion inside / outside the README's rough flower ellipse on the shipped sample photo."""
     import sys
 
-    from backend.motion.checkpoint import read_checkpoint
-    from backend.motion.predictor import DEFAULT_CHECKPOINT
+    from backend.motion.predictor import ASSETS
 
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
     from motion_ratio import motion_ratio
 
-    assert os.path.getsize(DEFAULT_CHECKPOINT) <= 25 * 2 ** 20
-    assert read_checkpoint(DEFAULT_CHECKPOINT)["extra"]["calibration"]["steps"] == [5, 10, 25, 50, 100]
-    predictor = load_predictor(None, device="cpu")
+    photo = cv2.cvtColor(cv2.imread(os.path.join(ASSETS, "sample_flower.jpg")), cv2.COLOR_BGR2RGB)
+    volume = predictor.predict(photo, PredictParams(steps=steps))
+    return motion_ratio(volume, (0.68, 0.60, 0.32, 0.42))
+
+
+def test_shipped_v1_checkpoint_is_small_calibrated_and_moves_the_sample_flower():
+    from backend.motion.checkpoint import read_checkpoint
+    from backend.motion.predictor import V1_CHECKPOINT
+
+    assert os.path.getsize(V1_CHECKPOINT) <= 25 * 2 ** 20
+    assert read_checkpoint(V1_CHECKPOINT)["extra"]["calibration"]["steps"] == [5, 10, 25, 50, 100]
+    predictor = load_predictor(V1_CHECKPOINT, device="cpu")
+    assert predictor.architecture == "v1"
     gain = predictor.model.output_gain
     assert gain[0] == 1.0 and bool((gain[1:] > 1.0).all())  # the fitted gains raise every band
     assert torch.equal(predictor.model.gain_for_steps(25), gain)  # output_gain is the default 25 steps' row
     table = predictor.model.gain_table
     assert bool((table[:, 1:].log().mean(1).diff() < 0).all())  # fewer steps, smaller motion: larger gains
-    photo = cv2.cvtColor(cv2.imread(os.path.join(os.path.dirname(DEFAULT_CHECKPOINT), "sample_flower.jpg")),
-                         cv2.COLOR_BGR2RGB)
-    volume = predictor.predict(photo, PredictParams(steps=8))
-    r = motion_ratio(volume, (0.68, 0.60, 0.32, 0.42))  # the README's rough flower ellipse
+    r = _sample_flower_ratio(predictor, steps=8)
     assert r["ratio"] > 2.0, r
+
+
+def test_shipped_default_is_v2_small_uncalibrated_and_moves_the_sample_flower():
+    from backend.motion.checkpoint import read_checkpoint
+    from backend.motion.predictor import DEFAULT_CHECKPOINT
+
+    assert os.path.getsize(DEFAULT_CHECKPOINT) <= 25 * 2 ** 20  # the trunk ships in its own wheel
+    payload = read_checkpoint(DEFAULT_CHECKPOINT)
+    assert payload["format_version"] == 2 and payload["config"]["architecture"] == "v2"
+    assert "calibration" not in payload["extra"]  # the energy head predicts the amount of motion itself
+    predictor = load_predictor(None, device="cpu")
+    assert predictor.architecture == "v2"
+    r = _sample_flower_ratio(predictor, steps=8)
+    # the flower sways by pixels, not hundredths of one, and more than the leaves around it
+    assert r["inside_px"] > 0.5 and r["ratio"] > 1.2, r

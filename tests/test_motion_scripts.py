@@ -114,7 +114,12 @@ def test_v2_train_resume_ship_and_evaluate(data_v2, tmp_path, capsys):
     assert train_motion.main([*common, "--steps", "2"]) == 0
     state = torch.load(out / "state.pt", weights_only=True)
     assert state["step"] == 2
+    assert bool((state["model"]["eps"] != 0.01).any())  # the data's eps, not the initial value
+    metas = [out / "cache" / part / "meta.json" for part in ("train", "val")]
+    before = [(m.read_text(), m.stat().st_mtime_ns) for m in metas]
     assert train_motion.main([*common, "--steps", "3"]) == 0  # resumes at step 2
+    # with the run's own statistics: the cached targets (computed with eps) are reused, not rebuilt differently
+    assert [(m.read_text(), m.stat().st_mtime_ns) for m in metas] == before
     assert torch.load(out / "state.pt", weights_only=True)["step"] == 3
     assert [json.loads(line)["step"] for line in open(out / "log.jsonl")] == [1, 2, 3]
     shipped = tmp_path / "v2_shipped.pt"
@@ -130,8 +135,8 @@ def test_v2_train_resume_ship_and_evaluate(data_v2, tmp_path, capsys):
     report = json.load(open(table))
     assert report["real"]["groups"] == ["real:held"]  # only the held-out clip is scored as real
     rows = report["real"]["table"]
-    assert list(rows) == ["zero motion", "mean spectrum", "texture cue", "ImageNet-class cue", "model (automatic)",
-                          "model with the truth's hint"]
+    assert list(rows) == ["zero motion", "mean spectrum", "texture cue", "ImageNet-class cue", "v1",
+                          "model (automatic)", "model with the truth's hint"]  # v1: the shipped motion_v1.pt
     assert rows["zero motion"]["amplitude_ratio"] < 1e-3 and rows["mean spectrum"]["spearman"] == 0.0
     assert 0 <= rows["model with the truth's hint"]["outside_inside"] <= 0.1
     assert report["procedural"]["table"]["model (automatic)"]["windows"] == 1  # the one held-out scene seed

@@ -7,7 +7,7 @@ import torch
 from backend.motion.checkpoint import load_checkpoint, save_checkpoint
 from backend.motion.config import MotionV2Config, tiny_v2_config
 from backend.motion.models_v2 import MotionModelV2, energy_and_shape, training_hint
-from backend.motion.predictor import PredictParams, load_predictor, tiny_v2_predictor
+from backend.motion.predictor import V1_CHECKPOINT, PredictParams, load_predictor, tiny_v2_predictor
 from backend.motion.sampler import sample_shape
 from backend.motion.trunk import EfficientNetLite0, TrunkMissing, load_trunk, weights_path
 from backend.motion.training_v2 import mirror
@@ -136,7 +136,7 @@ def test_v2_checkpoints_round_trip_and_v1_still_loads(tmp_path):
     assert not any(k.startswith("_trunk") for k in payload["state_dict"])  # the trunk is never saved
     assert model.coherence.dtype == torch.float32 and float(model.coherence[0]) == pytest.approx(0.7)
     assert model.config == tiny_v2_config()
-    v1 = load_predictor(None)  # the shipped v1 checkpoint (format 1) loads as before
+    v1 = load_predictor(V1_CHECKPOINT)  # the shipped v1 checkpoint (format 1) loads as before
     assert v1.architecture == "v1"
 
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 ASSETS = os.path.join(os.path.dirname(__file__), "..", "backend", "assets")
-MOTION_CHECKPOINT = os.path.join(ASSETS, "motion_default.pt")  # the shipped motion model (v1)
+MOTION_CHECKPOINT = os.path.join(ASSETS, "motion_v1.pt")  # the first shipped motion model (v1)
 RENDERER_CHECKPOINT = os.path.join(ASSETS, "renderer_default.pt")
 SAMPLE_PHOTO = os.path.join(ASSETS, "sample_flower.jpg")
 FRAMES = (7, 40)  # frames of the 150-frame loop that the renderer and the preview draw

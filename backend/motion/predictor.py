@@ -24,7 +24,9 @@ from .sampler import decode_coeffs, sample_latents, sample_shape
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets", "motion_default.pt")
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets")
+DEFAULT_CHECKPOINT = os.path.join(ASSETS, "motion_default.pt")  # the shipped model (v2)
+V1_CHECKPOINT = os.path.join(ASSETS, "motion_v1.pt")  # the first model, kept for comparison and old projects
 MIN_PHOTO_SIDE = 16
 
 

@@ -260,7 +260,9 @@ class TrainerV2(TrainerBase):
         if trunk is None:
             trunk, trunk_key = load_trunk(), weights_digest()
         self.model.attach_trunk(trunk)
-        if not os.path.isfile(self.state_path) and not opts.init:
+        if os.path.isfile(self.state_path):  # the run's statistics now: the cached targets are computed with eps
+            self._load_statistics()
+        elif not opts.init:
             stats = data_statistics(train_set, self.config)
             self.model.scales.copy_(torch.as_tensor(stats["scales"]))
             self.model.eps.copy_(torch.as_tensor(stats["eps"]))
@@ -285,6 +287,21 @@ class TrainerV2(TrainerBase):
         real = np.flatnonzero(self.train_cache.sources == "real")
         self.real_rows = np.concatenate([2 * real, 2 * real + 1])
         self.all_rows = np.arange(2 * len(self.train_cache))
+
+    STATISTICS = ("scales", "eps", "shape_std", "coherence")  # buffers computed from the data at the start
+
+    def _load_statistics(self) -> None:
+        """The data statistics of the run being resumed (the weights follow in ``_resume``)."""
+        try:
+            saved = torch.load(self.state_path, map_location="cpu", weights_only=True)["model"]
+        except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"cannot resume from {self.state_path} ({exc}): delete it to start over") from None
+        for name in self.STATISTICS:
+            buf = getattr(self.model, name)
+            if name not in saved or saved[name].shape != buf.shape:
+                raise CheckpointError(f"{self.state_path} has no '{name}' of shape {tuple(buf.shape)}: it belongs "
+                                      f"to another config; use another --out or delete it to start over")
+            buf.copy_(saved[name])
 
     def _build(self, config: MotionV2Config) -> MotionModelV2:
         if not self.opts.init:
