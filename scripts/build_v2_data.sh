@@ -22,4 +22,4 @@ bash scripts/setup_photo_library.sh "$OUT/photolib"
 "$PY" scripts/build_dataset.py "$OUT/syn_v2" --synthetic 2000 --photos "$OUT/photolib" --negatives 0 --workers 2 \
     --no-plot
 echo "build_v2_data: done in $(( $(date +%s) - t0 )) s. Train with:" >&2
-echo "  $PY scripts/train_motion.py --stage v2 --data $OUT/syn_v2,$OUT/real_v2 --out runs/v2 --steps 8000 --threads 1" >&2
+echo "  $PY scripts/train_motion.py --stage v2 --data $OUT/syn_v2,$OUT/real_v2 --out runs/v2 --steps 5000 --batch 16 --val-every 250 --threads 1" >&2

@@ -2,7 +2,7 @@
 """A sheet of photos and their predicted motion (PNG): per photo, the photo, the predicted amplitude map and two
 frames of the loop (a quarter and three quarters of the way through), each warped by the predicted volume.
 
-    python scripts/photo_sheet.py ../shared/data/photos -o docs/img/photo_sheet.png [--model PATH] [--seed 0]
+    python scripts/photo_sheet.py ../shared/data/photos -o docs/img/photo_sheet.jpg [--model PATH] [--seed 0]
 
 Every photo is shown at 256 px wide (its aspect kept); the amplitude map is the RMS displacement over the loop per
 pixel (inferno colours, its own maximum noted in px of the 256-wide map).

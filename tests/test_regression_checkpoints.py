@@ -15,6 +15,7 @@ import numpy as np
 
 ASSETS = os.path.join(os.path.dirname(__file__), "..", "backend", "assets")
 MOTION_CHECKPOINT = os.path.join(ASSETS, "motion_v1.pt")  # the first shipped motion model (v1)
+MOTION_V2_CHECKPOINT = os.path.join(ASSETS, "motion_default.pt")  # the shipped motion model (v2)
 RENDERER_CHECKPOINT = os.path.join(ASSETS, "renderer_default.pt")
 SAMPLE_PHOTO = os.path.join(ASSETS, "sample_flower.jpg")
 FRAMES = (7, 40)  # frames of the 150-frame loop that the renderer and the preview draw
@@ -67,6 +68,13 @@ MOTION_VALUES = {0: -0.00016001005133148283, 873813: 1.6331870938302018e-05, 174
 MOTION_LOOP_SHA256 = "de66fe32d3ec45ac45c7a0550dfa14cec4b490db1b4f3947435436edbf7b4666"
 MOTION_LOOP_VALUES = {0: -7.73032624579173e-08, 873813: 0.08334201574325562, 1747626: 4.80472579056368e-07,
                       2621439: -1.0175454008276574e-05, 497109: 63.721195220947266}
+# v2 (shipped 2026-12-05): automatic, and with a hint "the right half moves"
+MOTION_V2_SHA256 = "da16ad2326102909c1283f0e2517b6b193c1733d54c569a5e8d72d59202bf2d0"
+MOTION_V2_VALUES = {0: -0.0012063957983627915, 873813: 0.0006412395741790533, 1747626: -0.00039469567127525806,
+                    2621439: -0.00030011602211743593, 380356: 2.096987724304199}
+MOTION_V2_HINT_SHA256 = "63be14813c4cb515261a072da494bb1d2b7ed66a7431e2f0e7ada20c10392bda"
+MOTION_V2_HINT_VALUES = {0: -0.0, 873813: 0.0, 1747626: -0.0004979406367056072, 2621439: -0.0002635690034367144,
+                         380356: 2.5544869899749756}
 RENDERER_SHA256 = "f5647d7223bfba9b4f28b278cad4d199b163c2d85d7395d56b00961f93689f18"
 RENDERER_VALUES = {0: 0.7844443917274475, 81919: 0.0027376909274607897, 163839: 0.9960813522338867,
                    245759: 0.1202477216720581, 7914: 1.0}
@@ -91,6 +99,22 @@ def test_shipped_motion_model_with_loop_guidance_gives_the_recorded_volume(one_t
     predictor = load_predictor(MOTION_CHECKPOINT, device="cpu")
     volume = predictor.predict(_photo(), PredictParams(steps=2, guidance=1.5, loop=0.3, seed=5))
     _check(volume.coeffs, MOTION_LOOP_SHA256, MOTION_LOOP_VALUES, rtol=1e-4)
+
+
+def test_shipped_v2_motion_model_gives_the_recorded_volumes(one_thread):
+    from backend.motion.predictor import PredictParams, load_predictor
+
+    predictor = load_predictor(MOTION_V2_CHECKPOINT, device="cpu")
+    assert predictor.architecture == "v2"
+    photo = _photo()
+    params = PredictParams(steps=3, guidance=1.5, seed=3)
+    volume = predictor.predict(photo, params)
+    assert volume.coeffs.shape == (16, 4, 160, 256) and volume.coeffs.dtype == np.float32
+    _check(volume.coeffs, MOTION_V2_SHA256, MOTION_V2_VALUES, rtol=1e-4)
+    moves = np.zeros(photo.shape[:2], np.float32)
+    moves[:, photo.shape[1] // 2:] = 1.0
+    _check(predictor.predict(photo, params, moves=moves).coeffs, MOTION_V2_HINT_SHA256, MOTION_V2_HINT_VALUES,
+           rtol=1e-4)
 
 
 def test_shipped_renderer_gives_the_recorded_frames(one_thread):
