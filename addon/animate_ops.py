@@ -19,7 +19,8 @@ import numpy as np
 from bpy.props import StringProperty
 
 from . import bake, brush, jobs, overlay, plane, prefs, shapekeys
-from .core import files, hint, png, protocol, spectral
+from .core import files, heat, hint, png, protocol, spectral
+from .core import mesh as core_mesh
 from .core.protocol import BackendError, JobCancelled
 from .ops import PlaneOperator, active_mesh
 
@@ -173,7 +174,7 @@ def apply_result(job, result: AnimateResult) -> str:
     where = "" if beside else " (in a temporary folder: save the .blend and animate again to keep it beside it)"
     cached = " from the backend's cache" if result.cached else ""
     steered = " with the motion brush" if result.brush else ""
-    notes = " ".join(baked.warnings)
+    notes = " ".join([*baked.warnings, heat.gentle_motion_note(volume.coeffs, core_mesh.MAX_KEY_VALUE)]).strip()
     return (f"Baked {2 * baked.bands} modal shape keys{cached}{steered}, loop of {baked.loop_frames} frames; volume "
             f"{stored}{where}" + (f". {notes}" if notes else ""))
 

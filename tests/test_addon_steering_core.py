@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from addon.core import edges, hint, mesh, png, protocol, spectral, wind
+from addon.core import edges, heat, hint, mesh, png, protocol, spectral, wind
 
 H, W = 80, 128
 
@@ -245,3 +245,15 @@ def test_edge_opening_script_reports_the_free_border_and_zero_with_pin_edges(tmp
     free, pinned = capsys.readouterr().out.strip().splitlines()
     assert "left 10.0%  right 10.0%  bottom 0.0%  top 0.0%" in free
     assert "left 0.0%  right 0.0%  bottom 0.0%  top 0.0%" in pinned
+
+
+def test_gentle_motion_note_suggests_the_amplitude_that_makes_the_motion_visible():
+    coeffs = np.zeros((16, 4, 160, 256), np.float32)
+    coeffs[2, 0, 40:120, 60:200] = 0.2  # Re x of 0.4 Hz: RMS 0.2 / sqrt(2) = 0.141 px = 0.088% of 160 px
+    note = heat.gentle_motion_note(coeffs)
+    assert "0.09% of the photo's height" in note and "Amplitude in the Loop panel, e.g. to 10" in note  # capped
+    coeffs[2, 0, 40:120, 60:200] = 0.5  # 0.221% of the height: x 4.5 reaches 1%
+    assert heat.gentle_motion_note(coeffs).endswith("e.g. to 5")
+    coeffs[2, 0, 40:120, 60:200] = 2.0  # 0.88%: visible as it is, no note
+    assert heat.gentle_motion_note(coeffs) == ""
+    assert "zero everywhere" in heat.gentle_motion_note(np.zeros((16, 4, 8, 8), np.float32))

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spectral import mean_square_displacement
+
 FULL_SCALE = 0.02  # RMS motion (fraction of the photo's height) drawn full red
 STOPS = np.array([0.0, 0.35, 0.65, 1.0])
 COLOURS = np.array([[0.02, 0.08, 0.55], [0.0, 0.65, 0.75], [0.95, 0.85, 0.08], [0.9, 0.06, 0.03]])
 ALPHA_STILL, ALPHA_MOVING = 0.25, 0.75
+GENTLE = 0.0025  # a volume whose moving parts stay under this fraction of the photo's height reads as still
+SUGGESTED = 0.01  # the RMS motion (fraction of the height) the suggested Amplitude gives its moving parts
 
 
 def heat_colours(relative_rms: np.ndarray, full_scale: float = FULL_SCALE) -> np.ndarray:
@@ -20,3 +24,19 @@ def heat_colours(relative_rms: np.ndarray, full_scale: float = FULL_SCALE) -> np
     rgb = np.stack([np.interp(t, STOPS, COLOURS[:, c]) for c in range(3)], axis=-1)
     alpha = ALPHA_STILL + (ALPHA_MOVING - ALPHA_STILL) * np.minimum(1.0, 4.0 * t)
     return np.concatenate([rgb, alpha[:, None]], axis=1).astype(np.float32)
+
+
+def gentle_motion_note(coeffs: np.ndarray, max_amplitude: float = 10.0) -> str:
+    """A note for the artist when a predicted volume (K, 4, H, W) barely moves: its moving parts (the 99th
+    percentile of per-pixel RMS motion over the loop) stay under :data:`GENTLE` of the photo's height. The note
+    suggests the Amplitude that brings them to :data:`SUGGESTED`; '' when the motion is visible as it is."""
+    coeffs = np.asarray(coeffs)
+    rms = np.sqrt(mean_square_displacement(coeffs)) / coeffs.shape[-2]
+    peak = float(np.percentile(rms, 99))
+    if peak >= GENTLE:
+        return ""
+    if peak <= 0.0:
+        return "The predicted motion is zero everywhere: paint where the photo moves (Paint Motion) and animate again"
+    amplitude = min(max_amplitude, max(2.0, round(SUGGESTED / peak)))
+    return (f"The model predicts little motion for this photo (its moving parts by {100 * peak:.2f}% of the "
+            f"photo's height): raise Amplitude in the Loop panel, e.g. to {amplitude:g}")
