@@ -260,12 +260,17 @@ class TrainerV2(TrainerBase):
         if trunk is None:
             trunk, trunk_key = load_trunk(), weights_digest()
         self.model.attach_trunk(trunk)
-        if os.path.isfile(self.state_path):  # the run's statistics now: the cached targets are computed with eps
-            self._load_statistics()
-        elif not opts.init:
+        fresh = not os.path.isfile(self.state_path) and not opts.init  # a new run computes its data statistics
+        if fresh:
             stats = data_statistics(train_set, self.config)
             self.model.scales.copy_(torch.as_tensor(stats["scales"]))
             self.model.eps.copy_(torch.as_tensor(stats["eps"]))
+        self.scheduler = make_scheduler(self.config.diffusion)
+        self.trainable = [p for p in self.model.parameters()]
+        self.ema = EMA(self.trainable, opts.ema_decay)
+        self.optim = torch.optim.AdamW(self.trainable, lr=opts.lr, weight_decay=1e-4)
+        self.step, self.best_val = 0, math.inf
+        self._resume()  # before the caches: their targets are computed with the run's own eps
         key = lambda ds: f"{dataset_key(ds)}:{trunk_key or 'custom'}"  # noqa: E731
         cache = os.path.join(self.dir, "cache")
         self.level = typical_level(train_set) if opts.level_targets else 0.0
@@ -273,35 +278,14 @@ class TrainerV2(TrainerBase):
                                         key(train_set), trunk, opts.max_windows, progress, self.level)
         self.val_cache = FeatureCache(os.path.join(cache, "val"), val_set, self.config, self.model.eps,
                                       key(val_set), trunk, 64, progress, self.level)
-        if not os.path.isfile(self.state_path) and not opts.init:
+        if fresh:  # buffers, not parameters: the EMA does not hold them
             std, kappa = shape_statistics(self.train_cache, self.config.k)
             self.model.shape_std.copy_(torch.as_tensor(std))
             self.model.coherence.copy_(torch.as_tensor(kappa))
-        self.scheduler = make_scheduler(self.config.diffusion)
-        self.trainable = [p for p in self.model.parameters()]
-        self.ema = EMA(self.trainable, opts.ema_decay)
-        self.optim = torch.optim.AdamW(self.trainable, lr=opts.lr, weight_decay=1e-4)
-        self.step, self.best_val = 0, math.inf
-        self._resume()
         self.model, self.optim = self.acc.prepare(self.model, self.optim)
         real = np.flatnonzero(self.train_cache.sources == "real")
         self.real_rows = np.concatenate([2 * real, 2 * real + 1])
         self.all_rows = np.arange(2 * len(self.train_cache))
-
-    STATISTICS = ("scales", "eps", "shape_std", "coherence")  # buffers computed from the data at the start
-
-    def _load_statistics(self) -> None:
-        """The data statistics of the run being resumed (the weights follow in ``_resume``)."""
-        try:
-            saved = torch.load(self.state_path, map_location="cpu", weights_only=True)["model"]
-        except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"cannot resume from {self.state_path} ({exc}): delete it to start over") from None
-        for name in self.STATISTICS:
-            buf = getattr(self.model, name)
-            if name not in saved or saved[name].shape != buf.shape:
-                raise CheckpointError(f"{self.state_path} has no '{name}' of shape {tuple(buf.shape)}: it belongs "
-                                      f"to another config; use another --out or delete it to start over")
-            buf.copy_(saved[name])
 
     def _build(self, config: MotionV2Config) -> MotionModelV2:
         if not self.opts.init:
