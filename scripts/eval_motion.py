@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from addon.core.spectral import resample
 from backend.motion.cues import class_cue, cue_volume, texture_cue
-from backend.motion.evaluation import power_spectrum, summarise, trusted_metrics, truth_hint
+from backend.motion.evaluation import clip_interval, power_spectrum, summarise, trusted_metrics, truth_hint
 from backend.motion.predictor import V1_CHECKPOINT, PredictParams, load_predictor
 
 COLUMNS = ("spearman", "log_spectrum_error", "amplitude_ratio", "roughness_ratio", "outside_inside")
@@ -134,6 +134,10 @@ def load_items(ds, idx) -> list:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--real", help="dataset whose split 'test' holds the held-out real clips (build --holdout)")
+    p.add_argument("--real-split", default="test", choices=("test", "train"),
+                   help="score the held-out clips (test, default) or training clips (train: how well the model "
+                        "fits what it saw; choose between candidates on this and on the procedural scenes, never on "
+                        "the held-out clips)")
     p.add_argument("--real-train", help="dataset whose train split gives the mean real spectrum (default --real)")
     p.add_argument("--synthetic", help="procedural dataset; its split 'val' holds the held-out scenes")
     p.add_argument("--model", default=None, help="the model to evaluate (default: the shipped one)")
@@ -166,7 +170,7 @@ def main(argv=None) -> int:
     report = {"model": model.model_id, "samples": a.samples, "steps": a.steps, "guidance": a.guidance}
     t0 = time.perf_counter()
     text = []
-    for split, root, ds_split, per, limit in (("real", a.real, "test", a.max_per_clip, None),
+    for split, root, ds_split, per, limit in (("real", a.real, a.real_split, a.max_per_clip, None),
                                               ("procedural", a.synthetic, "val", None, a.max_synthetic)):
         if not root:
             continue
@@ -178,11 +182,19 @@ def main(argv=None) -> int:
         items = load_items(ds, pick(ds, ds_split, per, limit))
         power = mean_power(MotionDataset(a.real_train or root if split == "real" else root, split="train"))
         result, rows = evaluate(items, models, params, a.samples, power, trunk, a.batch)
-        report[split] = {"table": result, "groups": sorted({it["group"] for it in items}),
-                         "per_group": per_group(items, rows, list(result))}
-        text.append(table(f"{split}: {len(items)} held-out windows of {len(report[split]['groups'])} "
+        groups = [it["group"] for it in items]
+        spread = {name: {key: clip_interval(rows[name], groups, key) for key in ("spearman", "amplitude_ratio")}
+                  for name in models}
+        report[split] = {"split": ds_split, "table": result, "groups": sorted(set(groups)),
+                         "per_group": per_group(items, rows, list(result)), "interval_90": spread}
+        kind = "training" if ds_split == "train" else "held-out"
+        text.append(table(f"{split}: {len(items)} {kind} windows of {len(report[split]['groups'])} "
                           f"{'clips' if split == 'real' else 'scenes'} ({', '.join(g.split(':', 1)[1] for g in report[split]['groups'][:8])}"
                           f"{' ...' if len(report[split]['groups']) > 8 else ''})", result))
+        unit = "clips" if split == "real" else "scenes"
+        text.append(f"\n90% interval when the {unit} are drawn again (with replacement): " + "; ".join(
+            f"{name}: Spearman {v['spearman'][0]:.2f}..{v['spearman'][1]:.2f}, amp ratio "
+            f"{v['amplitude_ratio'][0]:.2f}..{v['amplitude_ratio'][1]:.2f}" for name, v in spread.items()))
         if split == "real":
             text.append("\nper clip, Spearman / amp ratio / rough ratio:")
             for g, r in report[split]["per_group"].items():

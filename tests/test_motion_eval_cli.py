@@ -7,8 +7,8 @@ from PIL import Image
 
 from addon.core.spectral import load_npz
 from backend.cli import main
-from backend.motion.evaluation import (amplitude_map, log_spectrum_error, roughness, spearman, summarise,
-                                       trusted_metrics, truth_hint)
+from backend.motion.evaluation import (amplitude_map, clip_interval, log_spectrum_error, roughness, spearman,
+                                       summarise, trusted_metrics, truth_hint)
 
 
 def test_spearman_known_values():
@@ -55,6 +55,23 @@ def test_roughness_tells_speckle_from_objects_and_the_hint_ratio():
     s = summarise([{"amplitude_ratio": 4.0, "spearman": 0.2}, {"amplitude_ratio": 0.25, "spearman": 0.4},
                    {"amplitude_ratio": float("nan"), "spearman": float("nan")}])
     assert s["amplitude_ratio"] == pytest.approx(1.0) and s["spearman"] == pytest.approx(0.3)  # ratios: geometric
+
+
+def test_clip_interval_resamples_whole_clips():
+    rows = [{"spearman": v} for v in (0.1, 0.1, 0.1, 0.5, 0.5, 0.5)]
+    groups = ["a", "a", "a", "b", "b", "b"]
+    lo, hi = clip_interval(rows, groups, "spearman", n=500)
+    assert lo == pytest.approx(0.1) and hi == pytest.approx(0.5)  # all of a, all of b, or a mix: 0.1 .. 0.5
+    assert clip_interval(rows, groups, "spearman", n=500) == (lo, hi)  # seeded: the same interval every time
+    # ratios are summarised geometrically, so is their interval
+    ratios = [{"amplitude_ratio": v} for v in (0.25, 4.0)]
+    lo, hi = clip_interval(ratios, ["a", "b"], "amplitude_ratio", n=500)
+    assert lo == pytest.approx(0.25) and hi == pytest.approx(4.0)
+    within = clip_interval(ratios, ["a", "b"], "amplitude_ratio", n=500, level=0.2)
+    assert within[0] == pytest.approx(1.0) and within[1] == pytest.approx(1.0)  # the middle: one of each
+    same = [{"spearman": 0.3}] * 4
+    assert clip_interval(same, ["a", "b", "c", "d"], "spearman") == pytest.approx((0.3, 0.3))
+    assert all(np.isnan(clip_interval(rows, ["a"] * 6, "spearman")))  # one clip: no interval
 
 
 def test_predict_and_animate_with_the_tiny_model(tmp_path, capsys):

@@ -110,7 +110,7 @@ def data_v2(tmp_path_factory):
 def test_v2_train_resume_ship_and_evaluate(data_v2, tmp_path, capsys):
     out = tmp_path / "v2"
     common = ["--stage", "v2", "--data", str(data_v2), "--out", str(out), "--config", "tiny", "--batch", "4",
-              "--val-every", "2", "-q"]
+              "--val-every", "2", "--no-still-windows", "-q"]
     assert train_motion.main([*common, "--steps", "2"]) == 0
     state = torch.load(out / "state.pt", weights_only=True)
     assert state["step"] == 2
@@ -122,6 +122,7 @@ def test_v2_train_resume_ship_and_evaluate(data_v2, tmp_path, capsys):
     assert [(m.read_text(), m.stat().st_mtime_ns) for m in metas] == before
     assert torch.load(out / "state.pt", weights_only=True)["step"] == 3
     assert [json.loads(line)["step"] for line in open(out / "log.jsonl")] == [1, 2, 3]
+    assert torch.load(out / "model.pt", weights_only=False)["extra"]["still_windows"] is False
     shipped = tmp_path / "v2_shipped.pt"
     assert train_motion.main(["--ship", str(out / "model.pt"), "--ship-to", str(shipped)]) == 0
     assert shipped.stat().st_size < os.path.getsize(out / "model.pt")
@@ -140,5 +141,12 @@ def test_v2_train_resume_ship_and_evaluate(data_v2, tmp_path, capsys):
     assert rows["zero motion"]["amplitude_ratio"] < 1e-3 and rows["mean spectrum"]["spearman"] == 0.0
     assert 0 <= rows["model with the truth's hint"]["outside_inside"] <= 0.1
     assert report["procedural"]["table"]["model (automatic)"]["windows"] == 1  # the one held-out scene seed
+    assert set(report["real"]["interval_90"]) == {"v1", "model (automatic)", "model with the truth's hint"}
     printed = capsys.readouterr().out
-    assert "| texture cue |" in printed and "per clip" in printed
+    assert "| texture cue |" in printed and "per clip" in printed and "90% interval when the clips" in printed
+    # candidates are compared on training clips (--real-split train), never on the held-out ones
+    assert eval_motion.main(["--real", str(data_v2), "--model", str(shipped), "--v1", "none", "--samples", "1",
+                             "--steps", "2", "--max-per-clip", "1", "--real-split", "train", "--json", str(table)]) == 0
+    report = json.load(open(table))
+    assert report["real"]["split"] == "train" and "real:held" not in report["real"]["groups"]
+    assert "training windows" in capsys.readouterr().out

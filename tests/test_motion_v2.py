@@ -162,3 +162,20 @@ def test_local_decoding_takes_the_amount_of_motion_from_the_energy_head():
     lat = torch.randn(1, 60, 8, 8, generator=torch.Generator().manual_seed(0))
     small, big = old.decode(lat * 0.2, log_e), old.decode(lat * 0.4, log_e)
     torch.testing.assert_close(big[:, 1:], 2 * small[:, 1:])  # the first decoding: the sample's magnitude counts
+
+
+def test_still_rows_are_the_windows_that_move_nowhere():
+    from types import SimpleNamespace
+
+    from backend.motion.training_v2 import STILL_PX, still_rows
+
+    amp = np.zeros((7, 8, 8), np.float16)
+    amp[1, 3, 3] = 0.5                 # one pixel moves: not still
+    amp[2] = STILL_PX * 0.5            # sensor-noise level everywhere: still
+    amp[4, 0, 0] = STILL_PX * 2        # just above the threshold: moves
+    amp[6] = 3.0
+    cache = SimpleNamespace(arrays={"amp": amp})
+    assert still_rows(cache).tolist() == [0, 2, 3, 5]
+    assert still_rows(cache, chunk=2).tolist() == [0, 2, 3, 5]  # read in chunks: same rows
+    assert still_rows(SimpleNamespace(arrays={"amp": np.zeros((0, 8, 8), np.float16)})).tolist() == []
+

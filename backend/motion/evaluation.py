@@ -137,3 +137,24 @@ def summarise(rows: list) -> dict:
         else:
             out[key] = float(v.mean())
     return out
+
+
+def clip_interval(rows: list, groups: list, key: str, n: int = 2000, level: float = 0.9, seed: int = 0) -> tuple:
+    """How far a summary could move with other clips: ``level`` interval of ``summarise(rows)[key]`` when whole
+    groups (clips) are drawn with replacement ``n`` times (windows of one clip are not independent: resampling them
+    singly would understate the spread). (low, high); (nan, nan) with fewer than 2 groups."""
+    names = sorted(set(groups))
+    if len(names) < 2:
+        return float("nan"), float("nan")
+    members = [[j for j, g in enumerate(groups) if g == name] for name in names]
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n):
+        pick = [j for c in rng.integers(len(names), size=len(names)) for j in members[c]]
+        stats.append(summarise([{key: rows[j][key]} for j in pick])[key])
+    stats = np.asarray(stats, np.float64)
+    stats = stats[np.isfinite(stats)]
+    if not len(stats):
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)

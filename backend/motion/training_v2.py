@@ -53,6 +53,7 @@ class TrainV2Options:
     diffusion_weight: float = 1.0
     energy_loss: str = "poisson"    # poisson: the mean amplitude (+ 0.25 x L1 of log); l1log: the median in log
     level_targets: bool = True      # bring every window's motion level toward the typical one (``level_scale``)
+    still_windows: bool = True      # train on fully still windows too (False: batches skip them; ``still_rows``)
     precision: str = "bf16"         # bf16 autocast (CPU and CUDA) or fp32
     init: Optional[str] = None      # start from this v2 model.pt (fine-tuning); the config must match
     max_minutes: Optional[float] = None
@@ -190,6 +191,20 @@ def typical_level(dataset, n: int = 200) -> float:
     return float(np.median(levels))
 
 
+STILL_PX = 1e-3  # a window whose amplitude stays below this everywhere (px of the map) is fully still
+
+
+def still_rows(cache: FeatureCache, chunk: int = 256) -> np.ndarray:
+    """Rows of ``cache`` whose window does not move anywhere (max amplitude < STILL_PX): the procedural build's
+    "static" scenes, a photo and nothing moving. A photo does not show whether the wind blew; trained on them, the
+    model learns that some photos (landscapes, skies: the scenes' backdrops) stand still as a whole, and predicts
+    near-zero motion for a real photo of that look where an artist asked for motion."""
+    amp = cache.arrays["amp"]
+    peak = np.concatenate([np.asarray(amp[i:i + chunk], np.float32).reshape(len(amp[i:i + chunk]), -1).max(1)
+                           for i in range(0, len(amp), chunk)]) if len(amp) else np.zeros(0)
+    return np.flatnonzero(peak < STILL_PX)
+
+
 def mirror(photo, coeffs, trust):
     """Mirror a window left-right: images flip, and the x components of every coefficient change sign."""
     c = coeffs.flip(-1).clone()
@@ -286,6 +301,13 @@ class TrainerV2(TrainerBase):
         real = np.flatnonzero(self.train_cache.sources == "real")
         self.real_rows = np.concatenate([2 * real, 2 * real + 1])
         self.all_rows = np.arange(2 * len(self.train_cache))
+        if not opts.still_windows:
+            still = still_rows(self.train_cache)
+            self.real_rows = np.setdiff1d(self.real_rows, still)
+            self.all_rows = np.setdiff1d(self.all_rows, still)
+            if not len(self.all_rows):
+                raise ValueError("every training window is still: train with the still windows")
+            log.info("batches skip %d still rows of %d", len(still), 2 * len(self.train_cache))
 
     def _build(self, config: MotionV2Config) -> MotionModelV2:
         if not self.opts.init:
@@ -297,7 +319,8 @@ class TrainerV2(TrainerBase):
         return prev.train()
 
     def _extra(self) -> dict:
-        return {"windows": len(self.train_cache), "typical_level_px": round(self.level, 4)}
+        return {"windows": len(self.train_cache), "typical_level_px": round(self.level, 4),
+                "still_windows": self.opts.still_windows, "init": self.opts.init}
 
     # ---- batches and losses
     def _rows(self, rng, cache: FeatureCache, val: bool) -> np.ndarray:
