@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend import cli
-from backend.motion.hint import HintError, check_hint
+from backend.motion.hint import GENTLE, HintError, check_hint, floor_inside
 from backend.motion.predictor import PredictParams, tiny_predictor
 from service_helpers import b64, encode, make_app, photo, predict_body, wait_state
 
@@ -34,6 +34,34 @@ def test_hint_keeps_outside_still_and_grey_scales_the_motion():
     np.testing.assert_allclose(grey, 0.5 * free, rtol=1e-5, atol=1e-7)  # the tiny model has no hint input: gate only
     white = p.predict(img, PARAMS, moves=np.ones((2, 2), np.float32)).coeffs
     np.testing.assert_allclose(white, free, rtol=1e-6, atol=1e-9)
+
+
+def test_a_painted_area_predicted_too_still_to_see_is_raised_to_just_visible():
+    import torch
+
+    from addon.core.heat import gentle_motion_note
+    from addon.core.spectral import mean_square_displacement
+
+    h, w = 40, 64
+    c = np.zeros((2, 16, 4, h, w), np.float32)
+    c[:, 3, 0, :, :32] = np.linspace(0.0, 1.0, 32)    # motion grows to the right inside the left half
+    c[0] *= 0.001                                      # photo 0: far too small to see; photo 1: visible
+    hint = torch.zeros(1, 1, h, w)
+    hint[..., :32] = 1.0
+    out, gain = floor_inside(torch.from_numpy(c), hint)
+    out = out.numpy()
+    rms = np.sqrt(mean_square_displacement(out))
+    assert np.percentile(rms[0][:, :32], 99) == pytest.approx(GENTLE * h, rel=1e-4)  # just visible, no more
+    assert gain[0] > 100 and gain[1] == 1.0
+    np.testing.assert_allclose(out[0], c[0] * float(gain[0]), rtol=1e-6)  # one factor: pattern and spectrum kept
+    np.testing.assert_array_equal(out[1], c[1])                          # visible already: untouched
+    assert gentle_motion_note(c[0]) and gentle_motion_note(c[1]) == ""  # as the add-on's own measure tells them
+    zero = torch.zeros(1, 16, 4, h, w)
+    assert floor_inside(zero, hint)[1].item() == 1.0 and not floor_inside(zero, hint)[0].any()  # nothing to raise
+    same, ones = floor_inside(torch.from_numpy(c), None)
+    assert same is not None and ones.tolist() == [1.0, 1.0]                                   # automatic: as is
+    grey = torch.full((1, 1, h, w), 0.5)
+    assert floor_inside(torch.from_numpy(c), grey)[1].tolist() == [1.0, 1.0]  # grey = "less", not "moves"
 
 
 @pytest.mark.parametrize("bad, words", [
@@ -115,6 +143,15 @@ def test_service_moves_field_gates_the_result_and_is_part_of_the_cache_key(clien
     assert again["cached"]
     other, _ = run(moves=b64(encode(255 - left)))
     assert not other["cached"]
+    import backend.motion.hint as hint_rules
+
+    old = hint_rules.HINT_RULES  # results made under other rules for hints are not served from the cache
+    hint_rules.HINT_RULES = old + 1
+    try:
+        assert not run(moves=b64(encode(left)))[0]["cached"]
+    finally:
+        hint_rules.HINT_RULES = old
+    assert run()[0]["cached"]  # without a hint the rules do not matter
 
 
 @pytest.mark.parametrize("moves, status, code", [

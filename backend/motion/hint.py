@@ -9,6 +9,11 @@ plane's UVs put vertices at 0 and 1) and used twice:
 * as a **gate** for every model: each pixel's coefficients are multiplied by the hint there (the contract's
   amplitude control, per pixel), so what is painted still stays still and grey moves less.
 
+and as a **floor**: painted means "moves", so when a model predicts the painted area too still to see (v2 moves
+far landscapes by ~0.005 px), the whole volume is scaled until the painted area moves just visibly, by the add-on's
+own "too small to see" measure (:func:`floor_inside`). Where and how it moves (the pattern, the spectrum) stay the
+photo's; only the amount is raised, never lowered.
+
 Absent = automatic: the model decides alone. A hint that is black everywhere would freeze the whole photo; it is
 refused (:class:`HintError`) so that the user paints where it moves instead of getting a silent still loop.
 """
@@ -20,8 +25,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from addon.core.heat import GENTLE
+from addon.core.spectral import mean_square_displacement
+
 # A hint whose brightest value is below this is "black everywhere".
 MIN_PEAK = 1.0 / 255.0
+PAINTED = 0.5  # pixels with a hint above this are "painted"
+HINT_RULES = 2  # how a hint acts on a prediction (2: gate + floor); part of the service's cache key
 
 
 class HintError(ValueError):
@@ -56,3 +66,22 @@ def gate(coeffs: torch.Tensor, hint: Optional[torch.Tensor]) -> torch.Tensor:
     if hint is None:
         return coeffs
     return coeffs * hint[:, None]
+
+
+def floor_inside(coeffs: torch.Tensor, hint: Optional[torch.Tensor]) -> tuple:
+    """Make a painted area that the model predicts nearly still move just visibly: coefficients (B, K, 4, H, W)
+    (already gated) and the hint (B or 1, 1, H, W) -> (coefficients, gain per photo (B,)). The painted area's
+    moving parts (the 99th percentile of RMS motion over the loop, over pixels with hint > PAINTED) are measured as
+    the add-on's "too small to see" note measures a photo (``addon.core.heat``); a photo whose painted area stays
+    under GENTLE of the map's height is scaled as a whole up to it. Others, and volumes with no motion at all where
+    painted, keep gain 1; no hint: unchanged."""
+    ones = torch.ones(coeffs.shape[0], device=coeffs.device)
+    if hint is None:
+        return coeffs, ones
+    floor = GENTLE * coeffs.shape[-2]
+    rms = np.sqrt(mean_square_displacement(coeffs.detach().cpu().numpy()))  # (B, H, W) px
+    painted = (hint[:, 0] > PAINTED).expand(coeffs.shape[0], *coeffs.shape[-2:]).cpu().numpy()
+    gains = [floor / level if 1e-9 < (level := float(np.percentile(r[m], 99)) if m.any() else 0.0) < floor
+             else 1.0 for r, m in zip(rms, painted)]
+    gain = torch.tensor(gains, dtype=coeffs.dtype, device=coeffs.device)
+    return coeffs * gain[:, None, None, None, None], gain

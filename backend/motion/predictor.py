@@ -18,7 +18,7 @@ from backend.spectral import to_volume
 
 from .checkpoint import load_checkpoint
 from .config import tiny_config, tiny_v2_config
-from .hint import gate, hint_map
+from .hint import floor_inside, gate, hint_map
 from .models import MotionModel
 from .sampler import decode_coeffs, sample_latents, sample_shape
 
@@ -79,7 +79,11 @@ class MotionPredictor:
             else:  # v1: no hint input; calibrated gains per step count
                 gain = self.model.gain_for_steps(params.steps)
                 coeffs = decode_coeffs(self.model, sample_latents(self.model, x, gain=gain, **kw), gain)
-        return gate(coeffs, hints)
+        coeffs, gain = floor_inside(gate(coeffs, hints), hints)
+        if bool((gain > 1).any()):
+            log.info("painted area predicted too still to see: motion raised x%s",
+                     ", ".join(f"{g:.3g}" for g in gain.tolist()))
+        return coeffs
 
     def predict(self, photo: np.ndarray, params: PredictParams = PredictParams(),
                 callback: Optional[Callable[[int, int], None]] = None,

@@ -28,7 +28,7 @@ class PredictPayload:
 
 
 def prepare_predict(request: PredictJobRequest, service) -> Prepared:
-    from backend.motion.hint import check_hint
+    from backend.motion.hint import HINT_RULES, check_hint
 
     data = images.decode_base64(request.image)
     photo = images.decode_image(data, service.config.max_pixels, service.config.max_side)
@@ -40,8 +40,9 @@ def prepare_predict(request: PredictJobRequest, service) -> Prepared:
     moves_bytes, moves = (images.decode_mask(request.moves, "moves", "invalid_moves", service.config.max_pixels,
                                              check=check_hint) if request.moves else (b"", None))
     model = service.models.get(request.model)
+    hint = [HINT_RULES, hashlib.sha256(moves_bytes).hexdigest()] if moves is not None else None
     key = content_key("predict", hashlib.sha256(data).hexdigest(), params.to_dict(), model.id,
-                      service.config.max_side, hashlib.sha256(moves_bytes).hexdigest() if moves is not None else None)
+                      service.config.max_side, hint)
     return Prepared(PredictPayload(photo, params, model, moves), cache_key=key, model=model.id)
 
 
