@@ -179,3 +179,60 @@ def test_still_rows_are_the_windows_that_move_nowhere():
     assert still_rows(cache, chunk=2).tolist() == [0, 2, 3, 5]  # read in chunks: same rows
     assert still_rows(SimpleNamespace(arrays={"amp": np.zeros((0, 8, 8), np.float16)})).tolist() == []
 
+
+
+def test_zoomed_crops_of_real_windows_enlarge_photo_and_motion_together():
+    from backend.motion.training_v2 import zoom_crop
+
+    h, w = 40, 64
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
+    photo = torch.stack([xx / w, yy / h, torch.zeros_like(xx)])[None]   # colour encodes position
+    coeffs = torch.zeros(1, 16, 4, h, w)
+    coeffs[:, 2, 0] = 1.0                                               # 1 px of x motion everywhere
+    coeffs[:, 2, 2] = 0.5                                               # 0.5 px of y motion
+    trust = torch.ones(1, 1, h, w)
+    gen = torch.Generator().manual_seed(0)
+    p, c, t = zoom_crop(photo, coeffs, trust, gen)
+    assert p.shape == photo.shape and c.shape == coeffs.shape and t.shape == trust.shape
+    zoom_x = float(c[0, 2, 0].mean())
+    zoom_y = float(c[0, 2, 2].mean()) / 0.5
+    assert 1.25 <= zoom_x <= 2.05 and zoom_y == pytest.approx(zoom_x, rel=0.1)  # aspect kept, motion enlarged
+    span = float(p[0, 0].max() - p[0, 0].min())                         # the photo shows 1/zoom of the width
+    assert span == pytest.approx((w / zoom_x - 1) / w, abs=0.03)
+    torch.testing.assert_close(t, trust)
+    again = zoom_crop(photo, coeffs, trust, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again[1], c)                             # seeded: the same crop
+
+
+def test_feature_cache_adds_crops_of_real_windows_only(tmp_path):
+    from types import SimpleNamespace
+
+    from backend.motion.training_v2 import FeatureCache
+
+    class Windows:
+        def __init__(self):
+            self.index = SimpleNamespace(samples=[{"source": "real"}, {"source": "synthetic"}])
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            c = torch.zeros(16, 4, 64, 64)
+            c[3, 0, 16:48, 16:48] = 2.0
+            return {"photo": torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(i)).numpy(),
+                    "coeffs": c.numpy(), "trust": np.ones((64, 64), np.float32),
+                    "source": self.index.samples[i]["source"]}
+
+    torch.manual_seed(0)
+    trunk = EfficientNetLite0().eval().requires_grad_(False)
+    eps = torch.full((15,), 0.05)
+    cache = FeatureCache(str(tmp_path / "c"), Windows(), tiny_v2_config(), eps, "k", trunk, progress=False,
+                         real_crops=2)
+    assert len(cache) == 2 and cache.num_rows == 8
+    assert cache.row_sources.tolist() == ["real"] * 6 + ["synthetic"] * 2
+    amp = np.asarray(cache.arrays["amp"], np.float32)
+    assert amp[0].max() == pytest.approx(2.0, rel=1e-2) and amp[1].max() == pytest.approx(2.0, rel=1e-2)
+    assert all(amp[r].max() > 2.4 for r in range(2, 6))                # the crops: zoomed in, motion enlarged
+    plain = FeatureCache(str(tmp_path / "p"), Windows(), tiny_v2_config(), eps, "k", trunk, progress=False)
+    assert plain.num_rows == 4 and plain.row_sources.tolist() == ["real", "real", "synthetic", "synthetic"]

@@ -58,6 +58,7 @@ class TrainV2Options:
     init: Optional[str] = None      # start from this v2 model.pt (fine-tuning); the config must match
     max_minutes: Optional[float] = None
     max_windows: Optional[int] = None
+    real_crops: int = 0             # zoomed crops (1.25-2x) of every real window added to the cache (``zoom_crop``)
 
     def validate(self):
         if self.steps < 1 or self.batch < 1:
@@ -68,6 +69,8 @@ class TrainV2Options:
             raise ValueError("precision must be bf16 or fp32")
         if self.energy_loss not in ("poisson", "l1log"):
             raise ValueError("energy_loss must be poisson or l1log")
+        if not 0 <= self.real_crops <= 8:
+            raise ValueError("real_crops must be in 0..8")
 
 
 def _name(key) -> str:
@@ -75,36 +78,53 @@ def _name(key) -> str:
 
 
 class FeatureCache:
-    """Trunk maps and targets of ``dataset`` windows, two rows per window (row 2i as is, 2i+1 mirrored)."""
+    """Trunk maps and targets of ``dataset`` windows: two rows per window (as is, mirrored), and with ``real_crops``
+    two more per zoomed crop of a real window (``zoom_crop``), in window order. ``row_sources`` names every row's
+    source (real / synthetic)."""
 
     ARRAYS = ("photo", "energy", "shape", "amp", "trust4", "trust8") + tuple(_name(k) for k in TRUNK_KEYS)
 
     def __init__(self, folder: str, dataset, config: MotionV2Config, eps: torch.Tensor, key: str,
-                 trunk=None, max_windows: Optional[int] = None, progress: bool = True, level: float = 0.0):
+                 trunk=None, max_windows: Optional[int] = None, progress: bool = True, level: float = 0.0,
+                 real_crops: int = 0):
         n = len(dataset) if max_windows is None else min(len(dataset), max_windows)
         self.indices = np.linspace(0, len(dataset) - 1, n).round().astype(np.int64) if n else np.zeros(0, np.int64)
         self.folder = folder
         full_key = json.dumps({"key": key, "n": n, "version": CACHE_VERSION, "size": [config.width, config.height],
                                "k": config.k, "eps": [round(float(e), 8) for e in eps],
-                               "level": round(float(level), 6)}, sort_keys=True)
-        self.level = float(level)
+                               "level": round(float(level), 6), **({"real_crops": real_crops} if real_crops else {})},
+                              sort_keys=True)
+        self.level, self.real_crops = float(level), int(real_crops)
         meta = os.path.join(folder, "meta.json")
         if not (os.path.isfile(meta) and json.load(open(meta)).get("key") == full_key):
             self._build(dataset, config, eps, trunk, progress)
-            write_json(meta, {"key": full_key, "sources": self._sources})
-        self.sources = np.asarray(json.load(open(meta))["sources"])
+            write_json(meta, {"key": full_key, "sources": self._sources, "row_sources": self._row_sources})
+        saved = json.load(open(meta))
+        self.sources = np.asarray(saved["sources"])
+        self.row_sources = np.asarray(saved.get("row_sources") or np.repeat(self.sources, 2).tolist())
         self.arrays = {a: np.load(os.path.join(folder, f"{a}.npy"), mmap_mode="r") for a in self.ARRAYS}
 
     def __len__(self) -> int:
         return len(self.indices)
 
+    @property
+    def num_rows(self) -> int:
+        return len(self.row_sources)
+
+    def _views(self, source: str) -> int:
+        """Views of a window in the cache: the window itself and its zoomed crops (real windows only)."""
+        return 1 + (self.real_crops if source == "real" else 0)
+
     def _build(self, dataset, config, eps, trunk, progress):
         from tqdm import tqdm
 
         os.makedirs(self.folder, exist_ok=True)
-        n = len(self.indices)
+        parts = getattr(dataset, "datasets", [dataset])  # a ConcatDataset of MotionDatasets, or one
+        every = [m["source"] for part in parts for m in part.index.samples]
+        n_rows = 2 * sum(self._views(every[int(i)]) for i in self.indices)
         arrays = None
-        self._sources = []
+        row = 0
+        self._sources, self._row_sources = [], []
         with contextlib.ExitStack() as stack:  # every array appears complete or not at all
             tmp = {a: stack.enter_context(atomic_path(os.path.join(self.folder, f"{a}.npy"))) for a in self.ARRAYS}
             for j, i in enumerate(tqdm(self.indices, desc=f"caching {os.path.basename(self.folder)}",
@@ -116,15 +136,21 @@ class FeatureCache:
                 trust = torch.as_tensor(s["trust"])[None, None]
                 if self.level > 0:
                     coeffs = coeffs * level_scale(coeffs, trust, self.level)
-                for flip in (0, 1):
-                    if flip:
-                        photo, coeffs, trust = mirror(photo, coeffs, trust)
-                    rows = self._row(photo, coeffs, trust, config, eps, trunk)
-                    if arrays is None:
-                        arrays = {a: np.lib.format.open_memmap(tmp[a], mode="w+", dtype=v.dtype,
-                                                               shape=(2 * n, *v.shape)) for a, v in rows.items()}
-                    for a, v in rows.items():
-                        arrays[a][2 * j + flip] = v
+                gen = torch.Generator().manual_seed(int(i))
+                views = [(photo, coeffs, trust)] + [zoom_crop(photo, coeffs, trust, gen)
+                                                    for _ in range(self._views(s["source"]) - 1)]
+                for view in views:
+                    for flip in (0, 1):
+                        if flip:
+                            view = mirror(*view)
+                        rows = self._row(*view, config, eps, trunk)
+                        if arrays is None:
+                            arrays = {a: np.lib.format.open_memmap(tmp[a], mode="w+", dtype=v.dtype,
+                                                                   shape=(n_rows, *v.shape)) for a, v in rows.items()}
+                        for a, v in rows.items():
+                            arrays[a][row] = v
+                        row += 1
+                        self._row_sources.append(s["source"])
             for arr in (arrays or {}).values():
                 arr.flush()
             arrays = None
@@ -203,6 +229,29 @@ def still_rows(cache: FeatureCache, chunk: int = 256) -> np.ndarray:
     peak = np.concatenate([np.asarray(amp[i:i + chunk], np.float32).reshape(len(amp[i:i + chunk]), -1).max(1)
                            for i in range(0, len(amp), chunk)]) if len(amp) else np.zeros(0)
     return np.flatnonzero(peak < STILL_PX)
+
+
+ZOOM = (1.25, 2.0)  # how far ``zoom_crop`` zooms in
+
+
+def zoom_crop(photo, coeffs, trust, generator: torch.Generator) -> tuple:
+    """A zoomed crop of a window, as if filmed closer: a random part of 1/ZOOM of the width and height (aspect kept)
+    enlarged back to the map size; the motion enlarges with it (displacements in map pixels times the zoom)."""
+    _, _, h, w = photo.shape
+    zoom = ZOOM[0] + (ZOOM[1] - ZOOM[0]) * float(torch.rand((), generator=generator))
+    cw, ch = max(2, round(w / zoom)), max(2, round(h / zoom))
+    x0 = int(torch.randint(0, w - cw + 1, (), generator=generator))
+    y0 = int(torch.randint(0, h - ch + 1, (), generator=generator))
+
+    def up(x):
+        return torch.nn.functional.interpolate(x[..., y0:y0 + ch, x0:x0 + cw], size=(h, w), mode="bilinear",
+                                               align_corners=False)
+
+    k = coeffs.shape[1]
+    c = up(coeffs.flatten(1, 2)).unflatten(1, (k, coeffs.shape[2]))
+    c[:, :, 0:2] *= w / cw
+    c[:, :, 2:4] *= h / ch
+    return up(photo).clamp(0.0, 1.0), c, up(trust)
 
 
 def mirror(photo, coeffs, trust):
@@ -290,7 +339,8 @@ class TrainerV2(TrainerBase):
         cache = os.path.join(self.dir, "cache")
         self.level = typical_level(train_set) if opts.level_targets else 0.0
         self.train_cache = FeatureCache(os.path.join(cache, "train"), train_set, self.config, self.model.eps,
-                                        key(train_set), trunk, opts.max_windows, progress, self.level)
+                                        key(train_set), trunk, opts.max_windows, progress, self.level,
+                                        opts.real_crops)
         self.val_cache = FeatureCache(os.path.join(cache, "val"), val_set, self.config, self.model.eps,
                                       key(val_set), trunk, 64, progress, self.level)
         if fresh:  # buffers, not parameters: the EMA does not hold them
@@ -298,16 +348,15 @@ class TrainerV2(TrainerBase):
             self.model.shape_std.copy_(torch.as_tensor(std))
             self.model.coherence.copy_(torch.as_tensor(kappa))
         self.model, self.optim = self.acc.prepare(self.model, self.optim)
-        real = np.flatnonzero(self.train_cache.sources == "real")
-        self.real_rows = np.concatenate([2 * real, 2 * real + 1])
-        self.all_rows = np.arange(2 * len(self.train_cache))
+        self.real_rows = np.flatnonzero(self.train_cache.row_sources == "real")
+        self.all_rows = np.arange(self.train_cache.num_rows)
         if not opts.still_windows:
             still = still_rows(self.train_cache)
             self.real_rows = np.setdiff1d(self.real_rows, still)
             self.all_rows = np.setdiff1d(self.all_rows, still)
             if not len(self.all_rows):
                 raise ValueError("every training window is still: train with the still windows")
-            log.info("batches skip %d still rows of %d", len(still), 2 * len(self.train_cache))
+            log.info("batches skip %d still rows of %d", len(still), self.train_cache.num_rows)
 
     def _build(self, config: MotionV2Config) -> MotionModelV2:
         if not self.opts.init:
@@ -320,13 +369,13 @@ class TrainerV2(TrainerBase):
 
     def _extra(self) -> dict:
         return {"windows": len(self.train_cache), "typical_level_px": round(self.level, 4),
-                "still_windows": self.opts.still_windows, "init": self.opts.init}
+                "still_windows": self.opts.still_windows, "real_crops": self.opts.real_crops, "init": self.opts.init}
 
     # ---- batches and losses
     def _rows(self, rng, cache: FeatureCache, val: bool) -> np.ndarray:
         b = self.opts.batch
         if val or not len(self.real_rows) or self.opts.real_fraction == 0:
-            return rng.integers(2 * len(cache), size=b)
+            return rng.integers(cache.num_rows, size=b)
         real = rng.random(b) < self.opts.real_fraction
         return np.where(real, rng.choice(self.real_rows, size=b), rng.choice(self.all_rows, size=b))
 
