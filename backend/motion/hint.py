@@ -81,7 +81,9 @@ def floor_inside(coeffs: torch.Tensor, hint: Optional[torch.Tensor]) -> tuple:
     floor = GENTLE * coeffs.shape[-2]
     rms = np.sqrt(mean_square_displacement(coeffs.detach().cpu().numpy()))  # (B, H, W) px
     painted = (hint[:, 0] > PAINTED).expand(coeffs.shape[0], *coeffs.shape[-2:]).cpu().numpy()
-    gains = [floor / level if 1e-9 < (level := float(np.percentile(r[m], 99)) if m.any() else 0.0) < floor
-             else 1.0 for r, m in zip(rms, painted)]
+    gains = []
+    for r, m in zip(rms, painted):
+        level = float(np.percentile(r[m], 99)) if m.any() else 0.0
+        gains.append(floor / level if 1e-9 < level < floor else 1.0)
     gain = torch.tensor(gains, dtype=coeffs.dtype, device=coeffs.device)
     return coeffs * gain[:, None, None, None, None], gain
