@@ -80,6 +80,8 @@ def main(argv=None) -> int:
     p.add_argument("--real-fraction", type=float, default=0.5, help="v2: share of real windows per batch")
     p.add_argument("--no-level-targets", action="store_true",
                    help="v2: train on each window's own motion level (default: levels brought toward the typical one)")
+    p.add_argument("--cache", help="v2: folder of the feature caches (default OUT/cache); share one between runs on "
+                                   "the same data and settings, e.g. a fine-tune and its base run")
     p.add_argument("--real-crops", type=int, default=0,
                    help="v2: zoomed crops (1.25-2x) of every real window added to the feature cache")
     p.add_argument("--no-still-windows", action="store_true",
@@ -109,7 +111,7 @@ def main(argv=None) -> int:
             opts = TrainV2Options(out=a.out, steps=a.steps, batch=a.batch, lr=a.lr or 3e-4, val_every=a.val_every,
                                   seed=a.seed, real_fraction=a.real_fraction, precision=a.precision, init=a.init,
                                   energy_loss=a.energy_loss, level_targets=not a.no_level_targets,
-                                  still_windows=not a.no_still_windows, real_crops=a.real_crops,
+                                  still_windows=not a.no_still_windows, real_crops=a.real_crops, cache=a.cache,
                                   max_minutes=a.max_minutes, max_windows=a.max_windows)
             trainer = TrainerV2(opts, load_config(a.config, v2=True), Windows(roots, "train"), Windows(roots, "val"),
                                 progress=not a.quiet)

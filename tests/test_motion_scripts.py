@@ -123,6 +123,11 @@ def test_v2_train_resume_ship_and_evaluate(data_v2, tmp_path, capsys):
     assert torch.load(out / "state.pt", weights_only=True)["step"] == 3
     assert [json.loads(line)["step"] for line in open(out / "log.jsonl")] == [1, 2, 3]
     assert torch.load(out / "model.pt", weights_only=False)["extra"]["still_windows"] is False
+    # a fine-tune on the same data and settings shares the base run's feature cache instead of building its own
+    tune = tmp_path / "v2_tune"
+    assert train_motion.main([*common[:4], "--out", str(tune), *common[6:], "--steps", "1", "--init",
+                              str(out / "model.pt"), "--cache", str(out / "cache")]) == 0
+    assert [(m.read_text(), m.stat().st_mtime_ns) for m in metas] == before and not (tune / "cache").exists()
     shipped = tmp_path / "v2_shipped.pt"
     assert train_motion.main(["--ship", str(out / "model.pt"), "--ship-to", str(shipped)]) == 0
     assert shipped.stat().st_size < os.path.getsize(out / "model.pt")

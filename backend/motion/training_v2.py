@@ -59,6 +59,8 @@ class TrainV2Options:
     max_minutes: Optional[float] = None
     max_windows: Optional[int] = None
     real_crops: int = 0             # zoomed crops (1.25-2x) of every real window added to the cache (``zoom_crop``)
+    cache: Optional[str] = None     # folder of the feature caches (default <out>/cache); runs on the same data and
+    #                                 settings can share one (a run with other settings rebuilds it there)
 
     def validate(self):
         if self.steps < 1 or self.batch < 1:
@@ -336,7 +338,7 @@ class TrainerV2(TrainerBase):
         self.step, self.best_val = 0, math.inf
         self._resume()  # before the caches: their targets are computed with the run's own eps
         key = lambda ds: f"{dataset_key(ds)}:{trunk_key or 'custom'}"  # noqa: E731
-        cache = os.path.join(self.dir, "cache")
+        cache = self.opts.cache or os.path.join(self.dir, "cache")
         self.level = typical_level(train_set) if opts.level_targets else 0.0
         self.train_cache = FeatureCache(os.path.join(cache, "train"), train_set, self.config, self.model.eps,
                                         key(train_set), trunk, opts.max_windows, progress, self.level,
