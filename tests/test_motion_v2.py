@@ -236,3 +236,10 @@ def test_feature_cache_adds_crops_of_real_windows_only(tmp_path):
     assert all(amp[r].max() > 2.4 for r in range(2, 6))                # the crops: zoomed in, motion enlarged
     plain = FeatureCache(str(tmp_path / "p"), Windows(), tiny_v2_config(), eps, "k", trunk, progress=False)
     assert plain.num_rows == 4 and plain.row_sources.tolist() == ["real", "real", "synthetic", "synthetic"]
+    import json
+
+    meta = tmp_path / "p" / "meta.json"  # a cache written before the crops: sources per window, two rows each
+    old = json.loads(meta.read_text())
+    meta.write_text(json.dumps({"key": old["key"], "sources": old["sources"]}))
+    again = FeatureCache(str(tmp_path / "p"), Windows(), tiny_v2_config(), eps, "k", trunk, progress=False)
+    assert again.row_sources.tolist() == plain.row_sources.tolist()

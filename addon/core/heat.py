@@ -26,13 +26,20 @@ def heat_colours(relative_rms: np.ndarray, full_scale: float = FULL_SCALE) -> np
     return np.concatenate([rgb, alpha[:, None]], axis=1).astype(np.float32)
 
 
+def moving_parts(coeffs: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """How far a volume's (K, 4, H, W) moving parts move: the 99th percentile of per-pixel RMS displacement over the
+    loop, in px of its map, over all pixels or those of ``mask`` (H, W) (0 when the mask is empty)."""
+    rms = np.sqrt(mean_square_displacement(np.asarray(coeffs)))
+    values = rms if mask is None else rms[np.asarray(mask, bool)]
+    return float(np.percentile(values, 99)) if values.size else 0.0
+
+
 def gentle_motion_note(coeffs: np.ndarray, max_amplitude: float = 10.0) -> str:
     """A note for the artist when a predicted volume (K, 4, H, W) barely moves: its moving parts (the 99th
     percentile of per-pixel RMS motion over the loop) stay under :data:`GENTLE` of the photo's height. The note
     suggests the Amplitude that brings them to :data:`SUGGESTED`; '' when the motion is visible as it is."""
     coeffs = np.asarray(coeffs)
-    rms = np.sqrt(mean_square_displacement(coeffs)) / coeffs.shape[-2]
-    peak = float(np.percentile(rms, 99))
+    peak = moving_parts(coeffs) / coeffs.shape[-2]
     if peak >= GENTLE:
         return ""
     if peak <= 0.0:

@@ -25,8 +25,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from addon.core.heat import GENTLE
-from addon.core.spectral import mean_square_displacement
+from addon.core.heat import GENTLE, moving_parts
 
 # A hint whose brightest value is below this is "black everywhere".
 MIN_PEAK = 1.0 / 255.0
@@ -71,19 +70,18 @@ def gate(coeffs: torch.Tensor, hint: Optional[torch.Tensor]) -> torch.Tensor:
 def floor_inside(coeffs: torch.Tensor, hint: Optional[torch.Tensor]) -> tuple:
     """Make a painted area that the model predicts nearly still move just visibly: coefficients (B, K, 4, H, W)
     (already gated) and the hint (B or 1, 1, H, W) -> (coefficients, gain per photo (B,)). The painted area's
-    moving parts (the 99th percentile of RMS motion over the loop, over pixels with hint > PAINTED) are measured as
-    the add-on's "too small to see" note measures a photo (``addon.core.heat``); a photo whose painted area stays
-    under GENTLE of the map's height is scaled as a whole up to it. Others, and volumes with no motion at all where
-    painted, keep gain 1; no hint: unchanged."""
+    moving parts (``addon.core.heat.moving_parts`` over pixels with hint > PAINTED) are measured as the add-on's
+    "too small to see" note measures a photo; a photo whose painted area stays under GENTLE of the map's height is
+    scaled as a whole up to it. Others, and volumes with no motion at all where painted, keep gain 1; no hint:
+    unchanged."""
     ones = torch.ones(coeffs.shape[0], device=coeffs.device)
     if hint is None:
         return coeffs, ones
     floor = GENTLE * coeffs.shape[-2]
-    rms = np.sqrt(mean_square_displacement(coeffs.detach().cpu().numpy()))  # (B, H, W) px
     painted = (hint[:, 0] > PAINTED).expand(coeffs.shape[0], *coeffs.shape[-2:]).cpu().numpy()
     gains = []
-    for r, m in zip(rms, painted):
-        level = float(np.percentile(r[m], 99)) if m.any() else 0.0
+    for c, m in zip(coeffs.detach().cpu().numpy(), painted):
+        level = moving_parts(c, m)
         gains.append(floor / level if 1e-9 < level < floor else 1.0)
     gain = torch.tensor(gains, dtype=coeffs.dtype, device=coeffs.device)
     return coeffs * gain[:, None, None, None, None], gain

@@ -101,9 +101,8 @@ class FeatureCache:
         if not (os.path.isfile(meta) and json.load(open(meta)).get("key") == full_key):
             self._build(dataset, config, eps, trunk, progress)
             write_json(meta, {"key": full_key, "sources": self._sources, "row_sources": self._row_sources})
-        saved = json.load(open(meta))
-        self.sources = np.asarray(saved["sources"])
-        self.row_sources = np.asarray(saved.get("row_sources") or np.repeat(self.sources, 2).tolist())
+        saved = json.load(open(meta))  # caches written before the crops name sources per window (two rows each)
+        self.row_sources = np.asarray(saved.get("row_sources") or np.repeat(saved["sources"], 2).tolist())
         self.arrays = {a: np.load(os.path.join(folder, f"{a}.npy"), mmap_mode="r") for a in self.ARRAYS}
 
     def __len__(self) -> int:
@@ -121,8 +120,7 @@ class FeatureCache:
         from tqdm import tqdm
 
         os.makedirs(self.folder, exist_ok=True)
-        parts = getattr(dataset, "datasets", [dataset])  # a ConcatDataset of MotionDatasets, or one
-        every = [m["source"] for part in parts for m in part.index.samples]
+        every = window_sources(dataset)
         n_rows = 2 * sum(self._views(every[int(i)]) for i in self.indices)
         arrays = None
         row = 0
@@ -206,10 +204,16 @@ def level_scale(coeffs: torch.Tensor, trust: torch.Tensor, typical: float) -> fl
     return float(np.clip(typical / level, *LEVEL_RANGE))
 
 
+def window_sources(dataset) -> list:
+    """The source (real / synthetic) of every window of ``dataset`` (a MotionDataset or a ConcatDataset of them),
+    in index order, from the index alone (no window is read)."""
+    parts = getattr(dataset, "datasets", [dataset])
+    return [m["source"] for part in parts for m in part.index.samples]
+
+
 def typical_level(dataset, n: int = 200) -> float:
     """The median motion level of up to ``n`` real windows of ``dataset`` (all windows when it has none)."""
-    parts = getattr(dataset, "datasets", [dataset])  # a ConcatDataset of MotionDatasets, or one
-    sources = [m["source"] for part in parts for m in part.index.samples]
+    sources = window_sources(dataset)
     idx = [i for i, s in enumerate(sources) if s == "real"] or list(range(len(dataset)))
     idx = [idx[j] for j in np.linspace(0, len(idx) - 1, min(n, len(idx))).round().astype(int)]
     levels = []
@@ -228,9 +232,8 @@ def still_rows(cache: FeatureCache, chunk: int = 256) -> np.ndarray:
     model learns that some photos (landscapes, skies: the scenes' backdrops) stand still as a whole, and predicts
     near-zero motion for a real photo of that look where an artist asked for motion."""
     amp = cache.arrays["amp"]
-    peak = np.concatenate([np.asarray(amp[i:i + chunk], np.float32).reshape(len(amp[i:i + chunk]), -1).max(1)
-                           for i in range(0, len(amp), chunk)]) if len(amp) else np.zeros(0)
-    return np.flatnonzero(peak < STILL_PX)
+    peak = [np.asarray(amp[i:i + chunk], np.float32).max(axis=(1, 2)) for i in range(0, len(amp), chunk)]
+    return np.flatnonzero(np.concatenate(peak) < STILL_PX) if peak else np.zeros(0, np.int64)
 
 
 ZOOM = (1.25, 2.0)  # how far ``zoom_crop`` zooms in
