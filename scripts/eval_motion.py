@@ -18,11 +18,18 @@ procedural ones are exact), then the mean over windows (geometric mean for ratio
 
 Rows: zero motion, mean training spectrum, texture cue, ImageNet-class cue, v1 (--v1), the model without hint,
 the model with the truth's hint. N = --samples seeds per window (metrics averaged).
+
+--photos DIR: photos without motion truth (e.g. ../shared/data/photos, which nothing trains on): the model's motion
+level per photo (90th percentile of the predicted amplitude, px of the map; seed 0) and their median, beside the
+typical level of the real training windows (the level the energy head's targets are brought to). A model that
+predicts far less on photos it never saw than that level is short of motion on new photos; unlike the held-out
+clips, this needs no truth, so candidates can be compared on it without touching the held-out clips.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -121,6 +128,18 @@ def table(title: str, result: dict) -> str:
     return "\n".join(lines)
 
 
+def photo_levels(folder: str, model, params: PredictParams) -> dict:
+    """{photo file name: the model's motion level (px of the map)} for every photo in ``folder``."""
+    from backend.motion.commands import read_photo
+    from backend.motion.evaluation import amplitude_map
+    from backend.motion.training_v2 import LEVEL_QUANTILE
+
+    names = sorted(f for f in os.listdir(folder) if os.path.splitext(f)[1].lower() in (".jpg", ".jpeg", ".png"))
+    return {f: float(np.percentile(amplitude_map(np.asarray(model.predict(read_photo(os.path.join(folder, f)),
+                                                                           params).coeffs)), LEVEL_QUANTILE))
+            for f in names}
+
+
 def load_items(ds, idx) -> list:
     items = []
     for i in idx:
@@ -150,12 +169,15 @@ def main(argv=None) -> int:
     p.add_argument("--max-synthetic", type=int, default=24)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--threads", type=int)
+    p.add_argument("--photos", help="folder of photos without truth: the model's motion level on each (see above)")
     p.add_argument("--json", help="write the tables as JSON here")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    if not (a.real or a.synthetic):
-        p.error("give --real and/or --synthetic")
+    if not (a.real or a.synthetic or a.photos):
+        p.error("give --real, --synthetic and/or --photos")
+    if a.photos and not os.path.isdir(a.photos):
+        p.error(f"--photos {a.photos}: not a folder of photos")
     from backend.data.dataset import MotionDataset
     from backend.motion.trunk import load_trunk
 
@@ -201,6 +223,19 @@ def main(argv=None) -> int:
                 text.append(f"  {g.split(':', 1)[1]:34s} " + "  ".join(
                     f"{n[:18]}: {m['spearman']:.2f}/{m['amplitude_ratio']:.2f}/{m['roughness_ratio']:.2f}"
                     for n, m in r.items() if n not in ("zero motion", "mean spectrum")))
+    if a.photos:
+        levels = photo_levels(a.photos, model, params)
+        if not levels:
+            print(f"error: {a.photos} holds no .jpg or .png photos", file=sys.stderr)
+            return 2
+        report["photos"] = {"folder": a.photos, "level_px": levels, "median_px": float(np.median(list(levels.values())))}
+        line = f"\nphotos without truth ({a.photos}): median motion level {report['photos']['median_px']:.2f} px"
+        if a.real:
+            from backend.motion.training_v2 import typical_level
+
+            report["photos"]["typical_px"] = typical_level(MotionDataset(a.real, split="train"))
+            line += f" (typical level of the real training windows {report['photos']['typical_px']:.2f} px)"
+        text.append(line + "\n" + "\n".join(f"  {f:42s} {v:7.3f}" for f, v in levels.items()))
     print(f"{model.model_id}; N={a.samples} samples, {a.steps} steps, guidance {a.guidance}; "
           f"{time.perf_counter() - t0:.0f} s")
     print("\n".join(text))

@@ -84,6 +84,9 @@ def main(argv=None) -> int:
                                    "the same data and settings, e.g. a fine-tune and its base run")
     p.add_argument("--real-crops", type=int, default=0,
                    help="v2: zoomed crops (1.25-2x) of every real window added to the feature cache")
+    p.add_argument("--real-mosaics", type=int, default=0,
+                   help="v2: 2x2 mosaics at half size (as if filmed from twice as far) of every real window and three "
+                        "others, added to the feature cache")
     p.add_argument("--no-still-windows", action="store_true",
                    help="v2: batches skip fully still windows (the procedural build's static scenes)")
     p.add_argument("--energy-loss", choices=("poisson", "l1log"), default="poisson",
@@ -111,7 +114,8 @@ def main(argv=None) -> int:
             opts = TrainV2Options(out=a.out, steps=a.steps, batch=a.batch, lr=a.lr or 3e-4, val_every=a.val_every,
                                   seed=a.seed, real_fraction=a.real_fraction, precision=a.precision, init=a.init,
                                   energy_loss=a.energy_loss, level_targets=not a.no_level_targets,
-                                  still_windows=not a.no_still_windows, real_crops=a.real_crops, cache=a.cache,
+                                  still_windows=not a.no_still_windows, real_crops=a.real_crops,
+                                  real_mosaics=a.real_mosaics, cache=a.cache,
                                   max_minutes=a.max_minutes, max_windows=a.max_windows)
             trainer = TrainerV2(opts, load_config(a.config, v2=True), Windows(roots, "train"), Windows(roots, "val"),
                                 progress=not a.quiet)

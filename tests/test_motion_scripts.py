@@ -3,10 +3,13 @@ build (with a held-out real clip) -> train -> resume -> ship -> evaluate on the 
 import json
 import os
 import pathlib
+import shutil
 import sys
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -155,3 +158,27 @@ def test_v2_train_resume_ship_and_evaluate(data_v2, tmp_path, capsys):
     report = json.load(open(table))
     assert report["real"]["split"] == "train" and "real:held" not in report["real"]["groups"]
     assert "training windows" in capsys.readouterr().out
+    # photos without truth: the model's level on each (the same number a prediction of that photo gives) and the
+    # median, beside the typical level of the real training windows
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(ROOT / "backend" / "assets" / "sample_flower.jpg", photos / "flower.jpg")
+    Image.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(photos / "grey.png")
+    (photos / "notes.txt").write_text("not a photo")
+    assert eval_motion.main(["--photos", str(photos), "--real", str(data_v2), "--model", str(shipped), "--v1",
+                             "none", "--samples", "1", "--steps", "2", "--max-per-clip", "1",
+                             "--json", str(table)]) == 0
+    levels = json.load(open(table))["photos"]
+    assert sorted(levels["level_px"]) == ["flower.jpg", "grey.png"]
+    assert levels["median_px"] == pytest.approx(np.median(list(levels["level_px"].values())))
+    from backend.motion.commands import read_photo
+    from backend.motion.evaluation import amplitude_map
+    from backend.motion.predictor import PredictParams, load_predictor
+
+    direct = load_predictor(str(shipped)).predict(read_photo(str(photos / "flower.jpg")), PredictParams(steps=2))
+    assert levels["level_px"]["flower.jpg"] == pytest.approx(np.percentile(amplitude_map(direct.coeffs), 90),
+                                                             rel=1e-5)
+    assert levels["typical_px"] >= 0 and "median motion level" in capsys.readouterr().out
+    (photos / "flower.jpg").unlink(), (photos / "grey.png").unlink()
+    assert eval_motion.main(["--photos", str(photos), "--model", str(shipped), "--v1", "none"]) == 2
+    assert "no .jpg or .png" in capsys.readouterr().err

@@ -205,6 +205,27 @@ def test_zoomed_crops_of_real_windows_enlarge_photo_and_motion_together():
     torch.testing.assert_close(again[1], c)                             # seeded: the same crop
 
 
+def test_mosaic_puts_four_windows_at_half_size_with_their_motion_shrunk():
+    from backend.motion.training_v2 import mosaic
+
+    h, w, k = 5, 7, 3  # odd sizes: the tiles are 2 and 3 rows, 3 and 4 columns, and fill the map
+    windows = []
+    for n in range(4):
+        c = torch.zeros(1, k, 4, h, w)
+        c[:, 1, 0], c[:, 1, 2] = 1.0 + n, -2.0  # Re x grows with the tile's number, Re y = -2 everywhere
+        windows.append((torch.full((1, 3, h, w), n / 4), c, torch.full((1, 1, h, w), 1.0 - n / 8)))
+    photo, coeffs, trust = mosaic(windows)
+    assert photo.shape == (1, 3, h, w) and coeffs.shape == (1, k, 4, h, w) and trust.shape == (1, 1, h, w)
+    tiles = {0: (slice(0, 2), slice(0, 3)), 1: (slice(0, 2), slice(3, 7)), 2: (slice(2, 5), slice(0, 3)),
+             3: (slice(2, 5), slice(3, 7))}
+    for n, (ys, xs) in tiles.items():
+        th, tw = ys.stop - ys.start, xs.stop - xs.start
+        assert bool((photo[0, :, ys, xs] == n / 4).all()) and bool((trust[0, 0, ys, xs] == 1.0 - n / 8).all())
+        torch.testing.assert_close(coeffs[0, 1, 0, ys, xs], torch.full((th, tw), (1.0 + n) * tw / w))
+        torch.testing.assert_close(coeffs[0, 1, 2, ys, xs], torch.full((th, tw), -2.0 * th / h))
+    assert float(coeffs[0, 0].abs().max()) == 0.0 and float(coeffs[0, 2].abs().max()) == 0.0
+
+
 def test_feature_cache_adds_crops_of_real_windows_only(tmp_path):
     from types import SimpleNamespace
 
@@ -234,6 +255,15 @@ def test_feature_cache_adds_crops_of_real_windows_only(tmp_path):
     amp = np.asarray(cache.arrays["amp"], np.float32)
     assert amp[0].max() == pytest.approx(2.0, rel=1e-2) and amp[1].max() == pytest.approx(2.0, rel=1e-2)
     assert all(amp[r].max() > 2.4 for r in range(2, 6))                # the crops: zoomed in, motion enlarged
+    far = FeatureCache(str(tmp_path / "m"), Windows(), tiny_v2_config(), eps, "k", trunk, progress=False,
+                       real_crops=2, real_mosaics=1)
+    assert far.num_rows == 10 and far.row_sources.tolist() == ["real"] * 8 + ["synthetic"] * 2
+    far_amp = np.asarray(far.arrays["amp"], np.float32)
+    np.testing.assert_array_equal(far_amp[:6], amp[:6])  # the same crops as the cache without mosaics
+    # the mosaic (four copies of the one real window at half size): motion halved, in every quarter
+    assert far_amp[6].max() == pytest.approx(1.0, rel=1e-2) and far_amp[7].max() == pytest.approx(1.0, rel=1e-2)
+    assert all(far_amp[6][ys, xs].max() == pytest.approx(1.0, rel=1e-2)
+               for ys in (slice(0, 32), slice(32, 64)) for xs in (slice(0, 32), slice(32, 64)))
     plain = FeatureCache(str(tmp_path / "p"), Windows(), tiny_v2_config(), eps, "k", trunk, progress=False)
     assert plain.num_rows == 4 and plain.row_sources.tolist() == ["real", "real", "synthetic", "synthetic"]
     import json

@@ -59,6 +59,7 @@ class TrainV2Options:
     max_minutes: Optional[float] = None
     max_windows: Optional[int] = None
     real_crops: int = 0             # zoomed crops (1.25-2x) of every real window added to the cache (``zoom_crop``)
+    real_mosaics: int = 0           # 2 x 2 mosaics at half size per real window added to the cache (``mosaic``)
     cache: Optional[str] = None     # folder of the feature caches (default <out>/cache); runs on the same data and
     #                                 settings can share one (a run with other settings rebuilds it there)
 
@@ -71,8 +72,8 @@ class TrainV2Options:
             raise ValueError("precision must be bf16 or fp32")
         if self.energy_loss not in ("poisson", "l1log"):
             raise ValueError("energy_loss must be poisson or l1log")
-        if not 0 <= self.real_crops <= 8:
-            raise ValueError("real_crops must be in 0..8")
+        if not 0 <= self.real_crops <= 8 or not 0 <= self.real_mosaics <= 8:
+            raise ValueError("real_crops and real_mosaics must be in 0..8")
 
 
 def _name(key) -> str:
@@ -81,22 +82,24 @@ def _name(key) -> str:
 
 class FeatureCache:
     """Trunk maps and targets of ``dataset`` windows: two rows per window (as is, mirrored), and with ``real_crops``
-    two more per zoomed crop of a real window (``zoom_crop``), in window order. ``row_sources`` names every row's
-    source (real / synthetic)."""
+    two more per zoomed crop of a real window (``zoom_crop``), with ``real_mosaics`` two more per mosaic of the real
+    window and three other real windows at half size (``mosaic``), in window order. ``row_sources`` names every
+    row's source (real / synthetic)."""
 
     ARRAYS = ("photo", "energy", "shape", "amp", "trust4", "trust8") + tuple(_name(k) for k in TRUNK_KEYS)
 
     def __init__(self, folder: str, dataset, config: MotionV2Config, eps: torch.Tensor, key: str,
                  trunk=None, max_windows: Optional[int] = None, progress: bool = True, level: float = 0.0,
-                 real_crops: int = 0):
+                 real_crops: int = 0, real_mosaics: int = 0):
         n = len(dataset) if max_windows is None else min(len(dataset), max_windows)
         self.indices = np.linspace(0, len(dataset) - 1, n).round().astype(np.int64) if n else np.zeros(0, np.int64)
         self.folder = folder
         full_key = json.dumps({"key": key, "n": n, "version": CACHE_VERSION, "size": [config.width, config.height],
                                "k": config.k, "eps": [round(float(e), 8) for e in eps],
-                               "level": round(float(level), 6), **({"real_crops": real_crops} if real_crops else {})},
+                               "level": round(float(level), 6), **({"real_crops": real_crops} if real_crops else {}),
+                               **({"real_mosaics": real_mosaics} if real_mosaics else {})},
                               sort_keys=True)
-        self.level, self.real_crops = float(level), int(real_crops)
+        self.level, self.real_crops, self.real_mosaics = float(level), int(real_crops), int(real_mosaics)
         meta = os.path.join(folder, "meta.json")
         if not (os.path.isfile(meta) and json.load(open(meta)).get("key") == full_key):
             self._build(dataset, config, eps, trunk, progress)
@@ -113,14 +116,25 @@ class FeatureCache:
         return len(self.row_sources)
 
     def _views(self, source: str) -> int:
-        """Views of a window in the cache: the window itself and its zoomed crops (real windows only)."""
-        return 1 + (self.real_crops if source == "real" else 0)
+        """Views of a window in the cache: the window itself, its zoomed crops and mosaics (real windows only)."""
+        return 1 + (self.real_crops + self.real_mosaics if source == "real" else 0)
+
+    def _window(self, dataset, i: int) -> tuple:
+        """(photo, coeffs, trust) of window ``i`` as batches of one, its motion brought toward the typical level."""
+        s = dataset[int(i)]
+        photo = torch.as_tensor(s["photo"])[None]
+        coeffs = torch.as_tensor(s["coeffs"])[None]
+        trust = torch.as_tensor(s["trust"])[None, None]
+        if self.level > 0:
+            coeffs = coeffs * level_scale(coeffs, trust, self.level)
+        return photo, coeffs, trust
 
     def _build(self, dataset, config, eps, trunk, progress):
         from tqdm import tqdm
 
         os.makedirs(self.folder, exist_ok=True)
         every = window_sources(dataset)
+        reals = [int(i) for i in self.indices if every[int(i)] == "real"]
         n_rows = 2 * sum(self._views(every[int(i)]) for i in self.indices)
         arrays = None
         row = 0
@@ -129,16 +143,15 @@ class FeatureCache:
             tmp = {a: stack.enter_context(atomic_path(os.path.join(self.folder, f"{a}.npy"))) for a in self.ARRAYS}
             for j, i in enumerate(tqdm(self.indices, desc=f"caching {os.path.basename(self.folder)}",
                                        unit="window", disable=not progress)):
-                s = dataset[int(i)]
-                self._sources.append(s["source"])
-                photo = torch.as_tensor(s["photo"])[None]
-                coeffs = torch.as_tensor(s["coeffs"])[None]
-                trust = torch.as_tensor(s["trust"])[None, None]
-                if self.level > 0:
-                    coeffs = coeffs * level_scale(coeffs, trust, self.level)
-                gen = torch.Generator().manual_seed(int(i))
-                views = [(photo, coeffs, trust)] + [zoom_crop(photo, coeffs, trust, gen)
-                                                    for _ in range(self._views(s["source"]) - 1)]
+                source = every[int(i)]
+                self._sources.append(source)
+                window = self._window(dataset, i)
+                gen = torch.Generator().manual_seed(int(i))  # crops first: adding mosaics keeps a cache's crops
+                real = source == "real"
+                views = [window] + [zoom_crop(*window, gen) for _ in range(self.real_crops if real else 0)]
+                for _ in range(self.real_mosaics if real else 0):
+                    others = [reals[int(torch.randint(len(reals), (), generator=gen))] for _ in range(3)]
+                    views.append(mosaic([window] + [self._window(dataset, j) for j in others]))
                 for view in views:
                     for flip in (0, 1):
                         if flip:
@@ -150,7 +163,7 @@ class FeatureCache:
                         for a, v in rows.items():
                             arrays[a][row] = v
                         row += 1
-                        self._row_sources.append(s["source"])
+                        self._row_sources.append(source)
             for arr in (arrays or {}).values():
                 arr.flush()
             arrays = None
@@ -259,6 +272,31 @@ def zoom_crop(photo, coeffs, trust, generator: torch.Generator) -> tuple:
     return up(photo).clamp(0.0, 1.0), c, up(trust)
 
 
+def mosaic(windows: list) -> tuple:
+    """Four windows (photo, coeffs, trust) as one, 2 x 2, each shrunk to a quarter of the area, as if filmed from
+    twice as far: the motion shrinks with it (displacements in map pixels times the tile's scale). Teaches that
+    small, distant plants move too (a wide landscape), which the zoomed crops cannot."""
+    _, _, h, w = windows[0][0].shape
+    hs, ws = (h // 2, h - h // 2), (w // 2, w - w // 2)
+    tiles = []
+    for n, (photo, coeffs, trust) in enumerate(windows[:4]):
+        th, tw = hs[n // 2], ws[n % 2]
+
+        def down(x):
+            return torch.nn.functional.interpolate(x, size=(th, tw), mode="area")
+
+        k = coeffs.shape[1]
+        c = down(coeffs.flatten(1, 2)).unflatten(1, (k, coeffs.shape[2]))
+        c[:, :, 0:2] *= tw / w
+        c[:, :, 2:4] *= th / h
+        tiles.append((down(photo), c, down(trust)))
+
+    def grid(j):
+        return torch.cat([torch.cat([tiles[0][j], tiles[1][j]], -1), torch.cat([tiles[2][j], tiles[3][j]], -1)], -2)
+
+    return grid(0), grid(1), grid(2)
+
+
 def mirror(photo, coeffs, trust):
     """Mirror a window left-right: images flip, and the x components of every coefficient change sign."""
     c = coeffs.flip(-1).clone()
@@ -345,7 +383,7 @@ class TrainerV2(TrainerBase):
         self.level = typical_level(train_set) if opts.level_targets else 0.0
         self.train_cache = FeatureCache(os.path.join(cache, "train"), train_set, self.config, self.model.eps,
                                         key(train_set), trunk, opts.max_windows, progress, self.level,
-                                        opts.real_crops)
+                                        opts.real_crops, opts.real_mosaics)
         self.val_cache = FeatureCache(os.path.join(cache, "val"), val_set, self.config, self.model.eps,
                                       key(val_set), trunk, 64, progress, self.level)
         if fresh:  # buffers, not parameters: the EMA does not hold them
@@ -374,7 +412,8 @@ class TrainerV2(TrainerBase):
 
     def _extra(self) -> dict:
         return {"windows": len(self.train_cache), "typical_level_px": round(self.level, 4),
-                "still_windows": self.opts.still_windows, "real_crops": self.opts.real_crops, "init": self.opts.init}
+                "still_windows": self.opts.still_windows, "real_crops": self.opts.real_crops,
+                "real_mosaics": self.opts.real_mosaics, "init": self.opts.init}
 
     # ---- batches and losses
     def _rows(self, rng, cache: FeatureCache, val: bool) -> np.ndarray:
