@@ -87,6 +87,9 @@ def main(argv=None) -> int:
     p.add_argument("--real-mosaics", type=int, default=0,
                    help="v2: 2x2 mosaics at half size (as if filmed from twice as far) of every real window and three "
                         "others, added to the feature cache")
+    p.add_argument("--real-recolours", type=int, default=0,
+                   help="v2: strongly recoloured copies (brightness, contrast, saturation, white balance, gamma) of "
+                        "every real window, added to the feature cache")
     p.add_argument("--no-still-windows", action="store_true",
                    help="v2: batches skip fully still windows (the procedural build's static scenes)")
     p.add_argument("--energy-loss", choices=("poisson", "l1log"), default="poisson",
@@ -115,7 +118,7 @@ def main(argv=None) -> int:
                                   seed=a.seed, real_fraction=a.real_fraction, precision=a.precision, init=a.init,
                                   energy_loss=a.energy_loss, level_targets=not a.no_level_targets,
                                   still_windows=not a.no_still_windows, real_crops=a.real_crops,
-                                  real_mosaics=a.real_mosaics, cache=a.cache,
+                                  real_mosaics=a.real_mosaics, real_recolours=a.real_recolours, cache=a.cache,
                                   max_minutes=a.max_minutes, max_windows=a.max_windows)
             trainer = TrainerV2(opts, load_config(a.config, v2=True), Windows(roots, "train"), Windows(roots, "val"),
                                 progress=not a.quiet)

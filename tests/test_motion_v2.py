@@ -226,6 +226,19 @@ def test_mosaic_puts_four_windows_at_half_size_with_their_motion_shrunk():
     assert float(coeffs[0, 0].abs().max()) == 0.0 and float(coeffs[0, 2].abs().max()) == 0.0
 
 
+def test_recolour_changes_colours_only_and_is_seeded():
+    from backend.motion.training_v2 import recolour
+
+    photo = torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(1))
+    coeffs, trust = torch.randn(1, 4, 4, 16, 24), torch.rand(1, 1, 16, 24)
+    p, c, t = recolour(photo, coeffs, trust, torch.Generator().manual_seed(0))
+    assert c is coeffs and t is trust and p.shape == photo.shape
+    assert float(p.min()) >= 0.0 and float(p.max()) <= 1.0 and float((p - photo).abs().mean()) > 0.01
+    torch.testing.assert_close(recolour(photo, coeffs, trust, torch.Generator().manual_seed(0))[0], p)
+    others = [recolour(photo, coeffs, trust, torch.Generator().manual_seed(s))[0] for s in range(1, 9)]
+    assert min(float((o - p).abs().mean()) for o in others) > 0.005  # every seed its own colours
+
+
 def test_feature_cache_adds_crops_of_real_windows_only(tmp_path):
     from types import SimpleNamespace
 
@@ -264,6 +277,14 @@ def test_feature_cache_adds_crops_of_real_windows_only(tmp_path):
     assert far_amp[6].max() == pytest.approx(1.0, rel=1e-2) and far_amp[7].max() == pytest.approx(1.0, rel=1e-2)
     assert all(far_amp[6][ys, xs].max() == pytest.approx(1.0, rel=1e-2)
                for ys in (slice(0, 32), slice(32, 64)) for xs in (slice(0, 32), slice(32, 64)))
+    recoloured = FeatureCache(str(tmp_path / "r"), Windows(), tiny_v2_config(), eps, "k", trunk, progress=False,
+                              real_crops=2, real_mosaics=1, real_recolours=1)
+    assert recoloured.num_rows == 12 and recoloured.row_sources.tolist() == ["real"] * 10 + ["synthetic"] * 2
+    rec_amp = np.asarray(recoloured.arrays["amp"], np.float32)
+    np.testing.assert_array_equal(rec_amp[:8], far_amp[:8])  # crops and mosaic as before
+    np.testing.assert_array_equal(rec_amp[8:10], rec_amp[0:2])  # a recoloured copy moves as the window does
+    rec_photo = np.asarray(recoloured.arrays["photo"])
+    assert np.abs(rec_photo[8].astype(int) - rec_photo[0].astype(int)).mean() > 5  # in other colours
     plain = FeatureCache(str(tmp_path / "p"), Windows(), tiny_v2_config(), eps, "k", trunk, progress=False)
     assert plain.num_rows == 4 and plain.row_sources.tolist() == ["real", "real", "synthetic", "synthetic"]
     import json

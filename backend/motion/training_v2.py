@@ -60,6 +60,7 @@ class TrainV2Options:
     max_windows: Optional[int] = None
     real_crops: int = 0             # zoomed crops (1.25-2x) of every real window added to the cache (``zoom_crop``)
     real_mosaics: int = 0           # 2 x 2 mosaics at half size per real window added to the cache (``mosaic``)
+    real_recolours: int = 0         # strongly recoloured copies of every real window added to the cache (``recolour``)
     cache: Optional[str] = None     # folder of the feature caches (default <out>/cache); runs on the same data and
     #                                 settings can share one (a run with other settings rebuilds it there)
 
@@ -72,8 +73,8 @@ class TrainV2Options:
             raise ValueError("precision must be bf16 or fp32")
         if self.energy_loss not in ("poisson", "l1log"):
             raise ValueError("energy_loss must be poisson or l1log")
-        if not 0 <= self.real_crops <= 8 or not 0 <= self.real_mosaics <= 8:
-            raise ValueError("real_crops and real_mosaics must be in 0..8")
+        if not all(0 <= n <= 8 for n in (self.real_crops, self.real_mosaics, self.real_recolours)):
+            raise ValueError("real_crops, real_mosaics and real_recolours must be in 0..8")
 
 
 def _name(key) -> str:
@@ -83,23 +84,25 @@ def _name(key) -> str:
 class FeatureCache:
     """Trunk maps and targets of ``dataset`` windows: two rows per window (as is, mirrored), and with ``real_crops``
     two more per zoomed crop of a real window (``zoom_crop``), with ``real_mosaics`` two more per mosaic of the real
-    window and three other real windows at half size (``mosaic``), in window order. ``row_sources`` names every
-    row's source (real / synthetic)."""
+    window and three other real windows at half size (``mosaic``), with ``real_recolours`` two more per recoloured
+    copy (``recolour``), in window order. ``row_sources`` names every row's source (real / synthetic)."""
 
     ARRAYS = ("photo", "energy", "shape", "amp", "trust4", "trust8") + tuple(_name(k) for k in TRUNK_KEYS)
 
     def __init__(self, folder: str, dataset, config: MotionV2Config, eps: torch.Tensor, key: str,
                  trunk=None, max_windows: Optional[int] = None, progress: bool = True, level: float = 0.0,
-                 real_crops: int = 0, real_mosaics: int = 0):
+                 real_crops: int = 0, real_mosaics: int = 0, real_recolours: int = 0):
         n = len(dataset) if max_windows is None else min(len(dataset), max_windows)
         self.indices = np.linspace(0, len(dataset) - 1, n).round().astype(np.int64) if n else np.zeros(0, np.int64)
         self.folder = folder
         full_key = json.dumps({"key": key, "n": n, "version": CACHE_VERSION, "size": [config.width, config.height],
                                "k": config.k, "eps": [round(float(e), 8) for e in eps],
                                "level": round(float(level), 6), **({"real_crops": real_crops} if real_crops else {}),
-                               **({"real_mosaics": real_mosaics} if real_mosaics else {})},
+                               **({"real_mosaics": real_mosaics} if real_mosaics else {}),
+                               **({"real_recolours": real_recolours} if real_recolours else {})},
                               sort_keys=True)
         self.level, self.real_crops, self.real_mosaics = float(level), int(real_crops), int(real_mosaics)
+        self.real_recolours = int(real_recolours)
         meta = os.path.join(folder, "meta.json")
         if not (os.path.isfile(meta) and json.load(open(meta)).get("key") == full_key):
             self._build(dataset, config, eps, trunk, progress)
@@ -117,7 +120,7 @@ class FeatureCache:
 
     def _views(self, source: str) -> int:
         """Views of a window in the cache: the window itself, its zoomed crops and mosaics (real windows only)."""
-        return 1 + (self.real_crops + self.real_mosaics if source == "real" else 0)
+        return 1 + (self.real_crops + self.real_mosaics + self.real_recolours if source == "real" else 0)
 
     def _window(self, dataset, i: int) -> tuple:
         """(photo, coeffs, trust) of window ``i`` as batches of one, its motion brought toward the typical level."""
@@ -146,12 +149,13 @@ class FeatureCache:
                 source = every[int(i)]
                 self._sources.append(source)
                 window = self._window(dataset, i)
-                gen = torch.Generator().manual_seed(int(i))  # crops first: adding mosaics keeps a cache's crops
+                gen = torch.Generator().manual_seed(int(i))  # crops, mosaics, recolours: adding one keeps the others
                 real = source == "real"
                 views = [window] + [zoom_crop(*window, gen) for _ in range(self.real_crops if real else 0)]
                 for _ in range(self.real_mosaics if real else 0):
                     others = [reals[int(torch.randint(len(reals), (), generator=gen))] for _ in range(3)]
                     views.append(mosaic([window] + [self._window(dataset, j) for j in others]))
+                views += [recolour(*window, gen) for _ in range(self.real_recolours if real else 0)]
                 for view in views:
                     for flip in (0, 1):
                         if flip:
@@ -297,6 +301,28 @@ def mosaic(windows: list) -> tuple:
     return grid(0), grid(1), grid(2)
 
 
+RECOLOUR = {"gain": (0.6, 1.4), "contrast": (0.6, 1.4), "saturation": (0.0, 1.6), "white": (0.8, 1.2),
+            "gamma": (0.7, 1.4)}
+
+
+def recolour(photo, coeffs, trust, generator: torch.Generator) -> tuple:
+    """A window in other colours (motion and trust unchanged): brightness gain, contrast about the mean, saturation
+    (0 = grey), per-channel white balance and gamma drawn from RECOLOUR, far beyond a camera's jitter, so that a
+    sky, a wall or foliage of a colour no training clip had is not taken for "still"."""
+    def draw(key, n=1):
+        lo, hi = RECOLOUR[key]
+        return lo + (hi - lo) * torch.rand(n, generator=generator)
+
+    gain, contrast, saturation, white, gamma = (draw("gain"), draw("contrast"), draw("saturation"),
+                                                draw("white", 3), draw("gamma"))
+    x = photo.clamp(0.0, 1.0) ** gamma
+    grey = x.mean(1, keepdim=True)
+    x = grey + (x - grey) * saturation
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = (mean + (x - mean) * contrast) * gain * white[None, :, None, None]
+    return x.clamp(0.0, 1.0), coeffs, trust
+
+
 def mirror(photo, coeffs, trust):
     """Mirror a window left-right: images flip, and the x components of every coefficient change sign."""
     c = coeffs.flip(-1).clone()
@@ -383,7 +409,7 @@ class TrainerV2(TrainerBase):
         self.level = typical_level(train_set) if opts.level_targets else 0.0
         self.train_cache = FeatureCache(os.path.join(cache, "train"), train_set, self.config, self.model.eps,
                                         key(train_set), trunk, opts.max_windows, progress, self.level,
-                                        opts.real_crops, opts.real_mosaics)
+                                        opts.real_crops, opts.real_mosaics, opts.real_recolours)
         self.val_cache = FeatureCache(os.path.join(cache, "val"), val_set, self.config, self.model.eps,
                                       key(val_set), trunk, 64, progress, self.level)
         if fresh:  # buffers, not parameters: the EMA does not hold them
@@ -413,7 +439,8 @@ class TrainerV2(TrainerBase):
     def _extra(self) -> dict:
         return {"windows": len(self.train_cache), "typical_level_px": round(self.level, 4),
                 "still_windows": self.opts.still_windows, "real_crops": self.opts.real_crops,
-                "real_mosaics": self.opts.real_mosaics, "init": self.opts.init}
+                "real_mosaics": self.opts.real_mosaics, "real_recolours": self.opts.real_recolours,
+                "init": self.opts.init}
 
     # ---- batches and losses
     def _rows(self, rng, cache: FeatureCache, val: bool) -> np.ndarray:
