@@ -224,7 +224,13 @@ def main(argv=None) -> int:
                     f"{n[:18]}: {m['spearman']:.2f}/{m['amplitude_ratio']:.2f}/{m['roughness_ratio']:.2f}"
                     for n, m in r.items() if n not in ("zero motion", "mean spectrum")))
     if a.photos:
-        levels = photo_levels(a.photos, model, params)
+        from backend.cli import UserError
+
+        try:
+            levels = photo_levels(a.photos, model, params)
+        except UserError as exc:  # a file that is not a usable photo: say which, no traceback
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         if not levels:
             print(f"error: {a.photos} holds no .jpg or .png photos", file=sys.stderr)
             return 2

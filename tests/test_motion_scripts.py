@@ -179,6 +179,10 @@ def test_v2_train_resume_ship_and_evaluate(data_v2, tmp_path, capsys):
     assert levels["level_px"]["flower.jpg"] == pytest.approx(np.percentile(amplitude_map(direct.coeffs), 90),
                                                              rel=1e-5)
     assert levels["typical_px"] >= 0 and "median motion level" in capsys.readouterr().out
-    (photos / "flower.jpg").unlink(), (photos / "grey.png").unlink()
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")  # refused with the file's name, not a traceback
+    assert eval_motion.main(["--photos", str(photos), "--model", str(shipped), "--v1", "none"]) == 2
+    assert "broken.jpg" in capsys.readouterr().err
+    for name in ("flower.jpg", "grey.png", "broken.jpg"):
+        (photos / name).unlink()
     assert eval_motion.main(["--photos", str(photos), "--model", str(shipped), "--v1", "none"]) == 2
     assert "no .jpg or .png" in capsys.readouterr().err

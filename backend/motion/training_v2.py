@@ -95,14 +95,14 @@ class FeatureCache:
         n = len(dataset) if max_windows is None else min(len(dataset), max_windows)
         self.indices = np.linspace(0, len(dataset) - 1, n).round().astype(np.int64) if n else np.zeros(0, np.int64)
         self.folder = folder
+        # extra views per real window; a count of 0 is left out of the key (caches written before it still load)
+        self.extra = {"real_crops": int(real_crops), "real_mosaics": int(real_mosaics),
+                      "real_recolours": int(real_recolours)}
         full_key = json.dumps({"key": key, "n": n, "version": CACHE_VERSION, "size": [config.width, config.height],
                                "k": config.k, "eps": [round(float(e), 8) for e in eps],
-                               "level": round(float(level), 6), **({"real_crops": real_crops} if real_crops else {}),
-                               **({"real_mosaics": real_mosaics} if real_mosaics else {}),
-                               **({"real_recolours": real_recolours} if real_recolours else {})},
+                               "level": round(float(level), 6), **{k: v for k, v in self.extra.items() if v}},
                               sort_keys=True)
-        self.level, self.real_crops, self.real_mosaics = float(level), int(real_crops), int(real_mosaics)
-        self.real_recolours = int(real_recolours)
+        self.level = float(level)
         meta = os.path.join(folder, "meta.json")
         if not (os.path.isfile(meta) and json.load(open(meta)).get("key") == full_key):
             self._build(dataset, config, eps, trunk, progress)
@@ -119,8 +119,8 @@ class FeatureCache:
         return len(self.row_sources)
 
     def _views(self, source: str) -> int:
-        """Views of a window in the cache: the window itself, its zoomed crops and mosaics (real windows only)."""
-        return 1 + (self.real_crops + self.real_mosaics + self.real_recolours if source == "real" else 0)
+        """Views of a window in the cache: the window itself, and for a real one its crops, mosaics and recolours."""
+        return 1 + (sum(self.extra.values()) if source == "real" else 0)
 
     def _window(self, dataset, i: int) -> tuple:
         """(photo, coeffs, trust) of window ``i`` as batches of one, its motion brought toward the typical level."""
@@ -150,12 +150,12 @@ class FeatureCache:
                 self._sources.append(source)
                 window = self._window(dataset, i)
                 gen = torch.Generator().manual_seed(int(i))  # crops, mosaics, recolours: adding one keeps the others
-                real = source == "real"
-                views = [window] + [zoom_crop(*window, gen) for _ in range(self.real_crops if real else 0)]
-                for _ in range(self.real_mosaics if real else 0):
+                n = self.extra if source == "real" else dict.fromkeys(self.extra, 0)
+                views = [window] + [zoom_crop(*window, gen) for _ in range(n["real_crops"])]
+                for _ in range(n["real_mosaics"]):
                     others = [reals[int(torch.randint(len(reals), (), generator=gen))] for _ in range(3)]
                     views.append(mosaic([window] + [self._window(dataset, j) for j in others]))
-                views += [recolour(*window, gen) for _ in range(self.real_recolours if real else 0)]
+                views += [recolour(*window, gen) for _ in range(n["real_recolours"])]
                 for view in views:
                     for flip in (0, 1):
                         if flip:
