@@ -129,15 +129,17 @@ def table(title: str, result: dict) -> str:
 
 
 def photo_levels(folder: str, model, params: PredictParams) -> dict:
-    """{photo file name: the model's motion level (px of the map)} for every photo in ``folder``."""
+    """{photo file name: the model's motion level (px of the map)} for every photo in ``folder``: the level a
+    training window's targets are measured by (``training_v2.motion_level``), over every pixel."""
     from backend.motion.commands import read_photo
-    from backend.motion.evaluation import amplitude_map
-    from backend.motion.training_v2 import LEVEL_QUANTILE
+    from backend.motion.training_v2 import motion_level
 
     names = sorted(f for f in os.listdir(folder) if os.path.splitext(f)[1].lower() in (".jpg", ".jpeg", ".png"))
-    return {f: float(np.percentile(amplitude_map(np.asarray(model.predict(read_photo(os.path.join(folder, f)),
-                                                                           params).coeffs)), LEVEL_QUANTILE))
-            for f in names}
+    levels = {}
+    for f in names:
+        coeffs = torch.as_tensor(np.asarray(model.predict(read_photo(os.path.join(folder, f)), params).coeffs))[None]
+        levels[f] = motion_level(coeffs, torch.ones(1, 1, *coeffs.shape[-2:]))
+    return levels
 
 
 def load_items(ds, idx) -> list:

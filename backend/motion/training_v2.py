@@ -256,6 +256,21 @@ def still_rows(cache: FeatureCache, chunk: int = 256) -> np.ndarray:
 ZOOM = (1.25, 2.0)  # how far ``zoom_crop`` zooms in
 
 
+def resize_view(photo, coeffs, trust, size: tuple, mode: str) -> tuple:
+    """A window (photo, coeffs, trust) resampled to ``size`` (h, w) with ``mode`` (bilinear or area); displacements
+    are in map pixels, so the motion scales with the picture (x by the width's factor, y by the height's)."""
+    h, w = photo.shape[-2:]
+    extra = {"align_corners": False} if mode == "bilinear" else {}
+
+    def resample(x):
+        return torch.nn.functional.interpolate(x, size=size, mode=mode, **extra)
+
+    c = resample(coeffs.flatten(1, 2)).unflatten(1, coeffs.shape[1:3])
+    c[:, :, 0:2] *= size[1] / w
+    c[:, :, 2:4] *= size[0] / h
+    return resample(photo), c, resample(trust)
+
+
 def zoom_crop(photo, coeffs, trust, generator: torch.Generator) -> tuple:
     """A zoomed crop of a window, as if filmed closer: a random part of 1/ZOOM of the width and height (aspect kept)
     enlarged back to the map size; the motion enlarges with it (displacements in map pixels times the zoom)."""
@@ -264,16 +279,9 @@ def zoom_crop(photo, coeffs, trust, generator: torch.Generator) -> tuple:
     cw, ch = max(2, round(w / zoom)), max(2, round(h / zoom))
     x0 = int(torch.randint(0, w - cw + 1, (), generator=generator))
     y0 = int(torch.randint(0, h - ch + 1, (), generator=generator))
-
-    def up(x):
-        return torch.nn.functional.interpolate(x[..., y0:y0 + ch, x0:x0 + cw], size=(h, w), mode="bilinear",
-                                               align_corners=False)
-
-    k = coeffs.shape[1]
-    c = up(coeffs.flatten(1, 2)).unflatten(1, (k, coeffs.shape[2]))
-    c[:, :, 0:2] *= w / cw
-    c[:, :, 2:4] *= h / ch
-    return up(photo).clamp(0.0, 1.0), c, up(trust)
+    crop = [x[..., y0:y0 + ch, x0:x0 + cw] for x in (photo, coeffs, trust)]
+    p, c, t = resize_view(*crop, (h, w), "bilinear")
+    return p.clamp(0.0, 1.0), c, t
 
 
 def mosaic(windows: list) -> tuple:
@@ -282,18 +290,7 @@ def mosaic(windows: list) -> tuple:
     small, distant plants move too (a wide landscape), which the zoomed crops cannot."""
     _, _, h, w = windows[0][0].shape
     hs, ws = (h // 2, h - h // 2), (w // 2, w - w // 2)
-    tiles = []
-    for n, (photo, coeffs, trust) in enumerate(windows[:4]):
-        th, tw = hs[n // 2], ws[n % 2]
-
-        def down(x):
-            return torch.nn.functional.interpolate(x, size=(th, tw), mode="area")
-
-        k = coeffs.shape[1]
-        c = down(coeffs.flatten(1, 2)).unflatten(1, (k, coeffs.shape[2]))
-        c[:, :, 0:2] *= tw / w
-        c[:, :, 2:4] *= th / h
-        tiles.append((down(photo), c, down(trust)))
+    tiles = [resize_view(*window, (hs[n // 2], ws[n % 2]), "area") for n, window in enumerate(windows[:4])]
 
     def grid(j):
         return torch.cat([torch.cat([tiles[0][j], tiles[1][j]], -1), torch.cat([tiles[2][j], tiles[3][j]], -1)], -2)
